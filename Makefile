@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# They bootstrap uv into .tools/ (pinned), then install the locked dependencies into .venv/.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+RUN := $(UV) run --frozen --python $(PYTHON)
+
+.PHONY: demo test lint typecheck pytest bench setup clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	touch $@
+
+setup: .venv/.synced
+
+demo: setup
+	$(RUN) dataflow demo
+
+lint: setup
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(RUN) mypy
+
+pytest: setup
+	$(RUN) pytest -q -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+bench: setup
+	$(RUN) python -m benchmarks
+
+clean:
+	rm -rf .venv .tools var .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Invoice facts, cubes, disclosure control and immutable releases."""

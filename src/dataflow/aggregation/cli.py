@@ -1,0 +1,103 @@
+"""`dataflow data …` and `dataflow release …`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataflow.aggregation.factstore import FactStore
+from dataflow.aggregation.generator import generate, parse_months
+from dataflow.aggregation.reference import load_reference
+from dataflow.aggregation.release import build_release
+from dataflow.aggregation.specs import load_specs
+from dataflow.console import err, print_json
+from dataflow.settings import Settings
+
+__all__ = ["data_app", "release_app"]
+
+data_app = typer.Typer(
+    help="Invoice data: synthetic generation and XML ingestion.", no_args_is_help=True
+)
+release_app = typer.Typer(help="Protected releases: build and audit.", no_args_is_help=True)
+
+
+@data_app.command("generate")
+def data_generate(
+    ctx: typer.Context,
+    items: Annotated[
+        int, typer.Option(help="Number of invoice items (10⁴ … 10⁸).", min=1)
+    ] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 1,
+    months: Annotated[
+        str, typer.Option(help="Inclusive range YYYY-MM:YYYY-MM.")
+    ] = "2026-01:2026-03",
+    out: Annotated[
+        Path | None, typer.Option(help="Fact store directory (default: DATA_DIR/store).")
+    ] = None,
+) -> None:
+    """Write a deterministic synthetic MG fact store (Parquet, partitioned by year/month)."""
+    settings: Settings = ctx.obj
+    try:
+        month_list = parse_months(months)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--months") from None
+    store = FactStore(out or settings.store_dir)
+    ref = load_reference(settings.datasets_dir)
+    started = time.perf_counter()
+    with err.status("generating…") as status:
+        summary = generate(
+            store,
+            ref,
+            items=items,
+            seed=seed,
+            months=month_list,
+            progress=lambda m, n: status.update(f"generated {m}: {n:,} items"),
+        )
+    elapsed = time.perf_counter() - started
+    err.print(
+        f"[green]✓[/] {summary.items:,} items, {summary.invoices:,} invoices, "
+        f"{summary.taxpayers:,} taxpayers in {elapsed:.1f}s → {store.root}"
+    )
+    print_json(
+        {
+            "store": str(store.root),
+            "items": summary.items,
+            "invoices": summary.invoices,
+            "taxpayers": summary.taxpayers,
+            "establishments": summary.establishments,
+            "months": summary.months,
+            "seconds": round(elapsed, 2),
+        }
+    )
+
+
+@release_app.command("build")
+def release_build(
+    ctx: typer.Context,
+    store: Annotated[
+        Path | None, typer.Option(help="Fact store (default: DATA_DIR/store).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Releases directory (default: DATA_DIR/releases).")
+    ] = None,
+    tables: Annotated[Path | None, typer.Option(help="Directory of table specs (*.toml).")] = None,
+) -> None:
+    """Build an immutable, versioned release of every table spec."""
+    settings: Settings = ctx.obj
+    specs = load_specs(tables or settings.tables_dir)
+    started = time.perf_counter()
+    with err.status("building release…") as status:
+        summary = build_release(
+            FactStore(store or settings.store_dir),
+            specs,
+            out or settings.releases_dir,
+            progress=lambda t: status.update(f"building {t}"),
+        )
+    elapsed = time.perf_counter() - started
+    for table_id, c in summary.tables.items():
+        err.print(f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed")
+    err.print(f"[green]✓[/] release {summary.version} in {elapsed:.1f}s → {summary.path}")
+    print_json({"version": summary.version, "path": str(summary.path), "tables": summary.tables})

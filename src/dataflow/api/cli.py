@@ -1,0 +1,53 @@
+"""`dataflow serve`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataflow.api.app import resolve_release
+from dataflow.settings import MeterKind, Settings
+
+__all__ = ["serve"]
+
+
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    release: Annotated[
+        Path | None, typer.Option(help="Release directory (default: newest).")
+    ] = None,
+) -> None:
+    """Run the partner API (granian, ASGI)."""
+    from granian import Granian
+
+    settings: Settings = ctx.obj
+    if settings.meter is MeterKind.EMBEDDED and workers > 1:
+        typer.echo(
+            "error: the embedded meter lives in one process; use --workers 1 or set "
+            "DATAFLOW_REDIS_URL so every worker counts in Redis",
+            err=True,
+        )
+        raise typer.Exit(2)
+    path = (release or resolve_release(settings)).resolve()
+    os.environ["DATAFLOW_RELEASE_DIR"] = str(path)  # workers rebuild settings from the environment
+    os.environ["DATAFLOW_DATA_DIR"] = str(settings.data_dir)
+    typer.echo(
+        f"serving release {path.name} on http://{host}:{port} "
+        f"({workers} worker(s), meter={settings.meter})",
+        err=True,
+    )
+    Granian(
+        target="dataflow.api.app:create_app_from_env",
+        factory=True,
+        address=host,
+        port=port,
+        interface="asgi",  # type: ignore[arg-type]
+        workers=workers,
+        log_access=False,
+    ).serve()

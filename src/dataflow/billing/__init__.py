@@ -1,0 +1,1 @@
+"""Money, UFEMG, contract price schedules, invoices and DAE statements."""

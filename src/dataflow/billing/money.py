@@ -1,0 +1,73 @@
+"""Money in ``Decimal``: UFEMG (4 places) and BRL (2 places) are different types.
+
+One rounding function, ROUND_HALF_UP, used everywhere an amount is quantized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+__all__ = ["Brl", "Ufemg", "round_half_up"]
+
+
+def round_half_up(value: Decimal, places: int) -> Decimal:
+    """The project's only rounding: half away from zero, to ``places`` decimals."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Ufemg:
+    """An amount in UFEMG, kept to 4 decimals."""
+
+    amount: Decimal
+
+    PLACES = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError(f"Ufemg needs a Decimal, got {type(self.amount).__name__}")
+        object.__setattr__(self, "amount", round_half_up(self.amount, self.PLACES))
+
+    @classmethod
+    def of(cls, value: str | int | Decimal) -> Ufemg:
+        return cls(Decimal(value))
+
+    def __add__(self, other: Ufemg) -> Ufemg:
+        return Ufemg(self.amount + other.amount)
+
+    def __sub__(self, other: Ufemg) -> Ufemg:
+        return Ufemg(self.amount - other.amount)
+
+    def times(self, factor: Decimal | int) -> Ufemg:
+        return Ufemg(self.amount * Decimal(factor))
+
+    def to_brl(self, brl_per_ufemg: Decimal) -> Brl:
+        return Brl(self.amount * brl_per_ufemg)
+
+    def __str__(self) -> str:
+        return f"{self.amount:.4f}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Brl:
+    """An amount in reais, kept to 2 decimals."""
+
+    amount: Decimal
+
+    PLACES = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError(f"Brl needs a Decimal, got {type(self.amount).__name__}")
+        object.__setattr__(self, "amount", round_half_up(self.amount, self.PLACES))
+
+    def __add__(self, other: Brl) -> Brl:
+        return Brl(self.amount + other.amount)
+
+    @property
+    def cents(self) -> int:
+        return int(self.amount * 100)
+
+    def __str__(self) -> str:
+        return f"{self.amount:.2f}"

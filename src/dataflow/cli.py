@@ -1,0 +1,46 @@
+"""The one `dataflow` command line: every job is a sub-command."""
+
+from __future__ import annotations
+
+import typer
+
+from dataflow.aggregation.cli import data_app, release_app
+from dataflow.api.cli import serve
+from dataflow.billing.cli import billing_app
+from dataflow.contracts.cli import key_app, partner_app
+from dataflow.settings import Settings, SettingsError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="dataflow: protected aggregates of MG electronic invoices, metered and billed in UFEMG.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.add_typer(release_app, name="release")
+app.add_typer(partner_app, name="partner")
+app.add_typer(key_app, name="key")
+app.add_typer(billing_app, name="billing")
+app.command("serve")(serve)
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Run the whole story on embedded defaults and say where the outputs are."""
+    from dataflow.demo import run_demo
+
+    run_demo(ctx.obj)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    try:
+        ctx.obj = Settings.from_env()
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    app()

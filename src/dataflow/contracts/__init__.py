@@ -1,0 +1,1 @@
+"""Control plane: partners, contracts, API keys and the SQL store they live in."""

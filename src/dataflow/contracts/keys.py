@@ -1,0 +1,38 @@
+"""API keys: ``df_<key id>_<secret>``; only a SHA-256 of the secret is stored.
+
+The secret has 256 bits of entropy, so a fast hash is enough (no password-style stretching);
+comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+__all__ = ["KEY_PREFIX", "hash_secret", "new_key", "parse_key", "secret_matches"]
+
+KEY_PREFIX = "df"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str, str]:
+    """(key id, secret, full key). The full key is shown once and never stored."""
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return key_id, secret, f"{KEY_PREFIX}_{key_id}_{secret}"
+
+
+def parse_key(token: str) -> tuple[str, str] | None:
+    prefix, _, rest = token.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != KEY_PREFIX or len(key_id) != 16 or not secret:
+        return None
+    return key_id, secret
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)

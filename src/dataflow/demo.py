@@ -1,0 +1,183 @@
+"""`dataflow demo`: the whole story on embedded defaults, in one process.
+
+Generate facts → build a protected release → register a partner and a key → serve the API on
+loopback → play the partner (a few hundred metered requests) → settle → price the month.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shutil
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+
+import httpx
+import msgspec
+import uvicorn
+
+from dataflow.aggregation.factstore import FactStore
+from dataflow.aggregation.generator import generate, parse_months
+from dataflow.aggregation.reference import load_reference
+from dataflow.aggregation.release import build_release
+from dataflow.aggregation.specs import load_specs
+from dataflow.api.app import create_app
+from dataflow.billing.models import ContractTerms
+from dataflow.billing.service import compute_invoice
+from dataflow.billing.ufemg import UfemgTable
+from dataflow.console import err, print_json
+from dataflow.contracts.models import Plan
+from dataflow.contracts.repository import make_engine
+from dataflow.contracts.service import ContractsService
+from dataflow.metering.embedded import EmbeddedMeter
+from dataflow.metering.models import billing_month
+from dataflow.metering.settlement import settle_month
+from dataflow.settings import MeterKind, Settings
+
+__all__ = ["run_demo"]
+
+REQUESTS = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _play_partner(base: str, key: str, table_id: str, rng: random.Random) -> dict[str, int]:
+    """A partner's integration: catalog once, then many filtered, paged data requests."""
+    headers = {"Authorization": f"Bearer {key}"}
+    stats = {"data_200": 0, "catalog": 0, "rows": 0, "suppressed_cells": 0}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        catalog = client.get("/v1/tables").raise_for_status().json()
+        stats["catalog"] += 1
+        table = next(t for t in catalog["tables"] if t["id"] == table_id)
+        months = sorted(
+            {
+                r["month"]
+                for r in client.get(
+                    f"/v1/tables/{table_id}/rows", params={"columns": "month", "limit": 10000}
+                )
+                .raise_for_status()
+                .json()["rows"]
+            }
+            - {"_T"}
+        )
+        stats["data_200"] += 1
+        cursor = None
+        while stats["data_200"] < REQUESTS:
+            params: dict[str, str | int] = {"limit": rng.choice([50, 100, 500])}
+            kind = rng.random()
+            if cursor:
+                params["cursor"] = cursor
+            elif kind < 0.4:
+                params["municipality"] = "3106200"  # Belo Horizonte
+            elif kind < 0.7:
+                params["month"] = f"{months[0]}..{months[-1]}"
+                params["cnae_division"] = rng.choice(["47", "46", "10", "56"])
+            res = (
+                client.get(f"/v1/tables/{table['id']}/rows", params=params)
+                .raise_for_status()
+                .json()
+            )
+            stats["data_200"] += 1
+            stats["rows"] += len(res["rows"])
+            stats["suppressed_cells"] += sum(1 for r in res["rows"] if r["flag"] == "X")
+            cursor = res["next_cursor"] if res["has_more"] and rng.random() < 0.7 else None
+    return stats
+
+
+def run_demo(base_settings: Settings) -> None:
+    started = time.perf_counter()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    root = base_settings.data_dir / "demo"
+    shutil.rmtree(root, ignore_errors=True)
+    settings = base_settings.with_(
+        data_dir=root,
+        database_url=f"sqlite:///{root / 'dataflow.db'}",
+        meter=MeterKind.EMBEDDED,
+        redis_url=None,
+        release_dir=None,
+    )
+    store = FactStore(settings.store_dir)
+
+    with err.status("1/6 generating synthetic MG invoices…"):
+        gen = generate(
+            store,
+            load_reference(settings.datasets_dir),
+            items=200_000,
+            seed=7,
+            months=parse_months("2026-07:2026-10"),
+        )
+    err.print(
+        f"[green]1/6[/] {gen.items:,} items in {gen.invoices:,} invoices from "
+        f"{gen.taxpayers:,} taxpayers → {store.root}"
+    )
+
+    with err.status("2/6 building the protected release…"):
+        release = build_release(store, load_specs(settings.tables_dir), settings.releases_dir)
+    for tid, c in release.tables.items():
+        err.print(
+            f"[green]2/6[/] release {release.version}: {tid} — {c['rows']:,} cells, "
+            f"{c['suppressed']:,} suppressed (flag X)"
+        )
+
+    contracts = ContractsService(make_engine(settings.database_url))
+    contract_file = settings.repo_root / "examples" / "contract-continuous.toml"
+    terms = ContractTerms.from_file(contract_file)
+    partner = contracts.create_partner(
+        "Demo Analytics Ltda",
+        Plan.CONTINUOUS,
+        contract_toml=contract_file.read_text(encoding="utf-8"),
+    )
+    key = contracts.create_key(partner.id)
+    err.print(f"[green]3/6[/] partner {partner.id} ({partner.name}) with API key {key[:19]}…")
+
+    meter = EmbeddedMeter()
+    app = create_app(settings, meter=meter, contracts=contracts)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    table_id = next(iter(release.tables))
+    t0 = time.perf_counter()
+    stats = _play_partner(f"http://127.0.0.1:{port}", key, table_id, random.Random(7))
+    took = time.perf_counter() - t0
+    server.should_exit = True
+    thread.join()
+    err.print(
+        f"[green]4/6[/] served {stats['data_200']} data requests ({stats['rows']:,} rows, "
+        f"{stats['suppressed_cells']:,} suppressed cells) in {took:.1f}s over real HTTP"
+    )
+
+    month = billing_month(datetime.now(UTC))
+    asyncio.run(settle_month(meter, contracts, month))
+    accesses = contracts.usage(partner.id, month)
+    err.print(
+        f"[green]5/6[/] metered and settled: {accesses} accesses for {month} "
+        f"(served {stats['data_200']}, catalog calls not billed)"
+    )
+
+    invoice = compute_invoice(
+        terms,
+        accesses=accesses,
+        month=month,
+        ufemg=UfemgTable.load(settings.datasets_dir / "ufemg.csv"),
+    )
+    out = root / "invoices"
+    out.mkdir(parents=True, exist_ok=True)
+    invoice_path = out / f"invoice-{partner.id}-{month}.json"
+    invoice_path.write_bytes(msgspec.json.format(msgspec.json.encode(invoice)))
+    err.print(f"[green]6/6[/] invoice for {month} (franchise billed, floor, support):")
+    print_json(msgspec.to_builtins(invoice))
+    err.print(
+        f"\n[bold]done in {time.perf_counter() - started:.0f}s.[/] outputs:\n"
+        f"  fact store  {store.root}\n  release     {release.path}\n"
+        f"  database    {root / 'dataflow.db'}\n  invoice     {invoice_path}"
+    )

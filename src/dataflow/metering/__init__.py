@@ -1,0 +1,1 @@
+"""Access counting before serve, caps, and settlement into the usage ledger."""

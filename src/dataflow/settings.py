@@ -1,0 +1,81 @@
+"""One typed settings object, built once from ``DATAFLOW_*`` variables and passed in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = ["MeterKind", "Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A ``DATAFLOW_*`` variable holds a value we cannot use."""
+
+
+class MeterKind(StrEnum):
+    OFF = "off"
+    EMBEDDED = "embedded"
+    REDIS = "redis"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything configurable. Embedded defaults live under ``data_dir``."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    meter: MeterKind
+    release_dir: Path | None = None
+    redis_prefix: str = "df"
+    repo_root: Path = Path(__file__).resolve().parents[2]
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.data_dir / "releases"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.repo_root / "datasets"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.repo_root / "tables"
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATAFLOW_DATA_DIR", "") or Path.cwd() / "var").resolve()
+        database_url = env.get("DATAFLOW_DATABASE_URL") or f"sqlite:///{data_dir / 'dataflow.db'}"
+        redis_url = env.get("DATAFLOW_REDIS_URL") or None
+        meter_raw = env.get("DATAFLOW_METER") or ("redis" if redis_url else "embedded")
+        try:
+            meter = MeterKind(meter_raw)
+        except ValueError:
+            choices = ", ".join(m.value for m in MeterKind)
+            raise SettingsError(
+                f"DATAFLOW_METER={meter_raw!r}: expected one of {choices}"
+            ) from None
+        if meter is MeterKind.REDIS and not redis_url:
+            raise SettingsError(
+                "DATAFLOW_METER=redis needs DATAFLOW_REDIS_URL (e.g. redis://127.0.0.1:6379/0)"
+            )
+        release = env.get("DATAFLOW_RELEASE_DIR")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            meter=meter,
+            release_dir=Path(release).resolve() if release else None,
+            redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
+        )

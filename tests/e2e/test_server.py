@@ -1,0 +1,116 @@
+"""End to end: the real `dataflow serve` process, a real HTTP client, real Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from dataflow.aggregation.release import ReleaseSummary
+from dataflow.metering.models import billing_month
+
+TABLE = "sales_municipality_cnae_division_month"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "dataflow", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, release: ReleaseSummary, redis_url: str, redis_prefix: str
+) -> Iterator[tuple[str, str, int]]:
+    env = {
+        **os.environ,
+        "DATAFLOW_DATA_DIR": str(tmp_path),
+        "DATAFLOW_REDIS_URL": redis_url,
+        "DATAFLOW_REDIS_PREFIX": redis_prefix,
+    }
+    partner = int(_cli(env, "partner", "create", "E2E Ltda", "--plan", "continuous"))
+    key = _cli(env, "key", "create", str(partner))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dataflow",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--release",
+            str(release.path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(f"server did not start: {proc.stdout.read() if proc.stdout else ''!r}")
+    yield base, key, partner
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_counts_equal_responses_and_suppression_shows(
+    server: tuple[str, str, int], redis_url: str, redis_prefix: str
+) -> None:
+    base, key, partner = server
+    served = 0
+    suppressed_seen = 0
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10
+    ) as client:
+        assert client.get("/v1/tables").status_code == 200  # not billable
+        for i in range(60):
+            params = {"limit": "200"} if i % 2 else {"municipality": "3106200"}
+            r = client.get(f"/v1/tables/{TABLE}/rows", params=params)
+            assert r.status_code == 200
+            served += 1
+            for row in r.json()["rows"]:
+                if row["flag"] == "X":
+                    suppressed_seen += 1
+                    assert row["item_value"] is None and row["invoice_count"] is None
+        assert client.get(f"/v1/tables/{TABLE}/rows", params={"month": ".."}).status_code == 400
+        assert client.get("/v1/tables/nope/rows").status_code == 404
+    assert httpx.get(f"{base}/v1/tables/{TABLE}/rows").status_code == 401
+    assert suppressed_seen > 0
+    month = billing_month(datetime.now(UTC))
+    counted = redis.Redis.from_url(redis_url).get(f"{redis_prefix}:{{p:{partner}}}:acc:{month}")
+    assert int(counted or 0) == served
