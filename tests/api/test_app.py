@@ -34,6 +34,7 @@ class Env:
         self.meter = meter
         self.partner_id = partner_id
         self.capped_key = capped_key
+        self.expired_key = ""
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -45,16 +46,24 @@ async def env(tmp_path: Path, release: ReleaseSummary) -> AsyncIterator[Env]:
     contracts = ContractsService(make_engine(settings.database_url))
     partner = contracts.create_partner("P", Plan.CONTINUOUS)
     capped = contracts.create_partner("Sandbox", Plan.SANDBOX, monthly_cap=2)
+    expired = contracts.create_partner(
+        "Old",
+        Plan.SANDBOX,
+        contract_toml='kind = "sandbox"\nstart = 2024-01-01\nend = 2024-12-31\n',
+    )
+    env_expired_key = contracts.create_key(expired.id)
     meter = EmbeddedMeter()
     app = create_app(settings, meter=meter, contracts=contracts)
     async with AsyncTestClient(app) as client:
-        yield Env(
+        env = Env(
             client,
             contracts.create_key(partner.id),
             meter,
             partner.id,
             contracts.create_key(capped.id),
         )
+        env.expired_key = env_expired_key
+        yield env
 
 
 async def test_no_key_is_401_problem(env: Env) -> None:
@@ -176,3 +185,11 @@ async def test_cap_gives_429_with_headers(env: Env) -> None:
     assert r.headers["content-type"].startswith(PROBLEM)
     assert int(r.headers["retry-after"]) > 0
     assert "ratelimit-policy" in r.headers and "ratelimit" in r.headers
+
+
+async def test_outside_window_is_403_with_reason(env: Env) -> None:
+    r = await env.client.get(f"/v1/tables/{TABLE}/rows", headers=env.auth(env.expired_key))
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["type"].endswith("/outside-window") and body["reason"] == "after_window"

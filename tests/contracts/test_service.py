@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from dataflow.contracts.errors import PartnerNotFound
@@ -20,12 +22,20 @@ def test_partner_and_key_lifecycle(service: ContractsService) -> None:
     parsed = parse_key(key)
     assert parsed is not None
     key_id, secret = parsed
-    [(kid, stored, pid, cap)] = service.active_keys()
-    assert (kid, pid, cap) == (key_id, partner.id, 100)
-    assert secret not in stored and secret_matches(secret, stored)
+    [cred] = service.credentials()
+    assert (cred.key_id, cred.partner_id) == (key_id, partner.id)
+    assert secret not in cred.secret_hash and secret_matches(secret, cred.secret_hash)
+    assert service.entitlements()[partner.id].monthly_cap == 100
     assert service.revoke_key(key_id)
     assert not service.revoke_key(key_id)
-    assert service.active_keys() == []
+    assert service.credentials() == []
+
+
+def test_entitlement_window_from_contract(service: ContractsService) -> None:
+    toml = 'kind = "sandbox"\nstart = 2026-09-01\nend = 2027-08-31\ncap = 5\n'
+    p = service.create_partner("Lab", Plan.SANDBOX, monthly_cap=5, contract_toml=toml)
+    ent = service.entitlements()[p.id]
+    assert (ent.window_start, ent.window_end) == (date(2026, 9, 1), date(2027, 8, 31))
 
 
 def test_key_for_unknown_partner(service: ContractsService) -> None:

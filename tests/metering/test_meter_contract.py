@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
 
 import pytest
 
+from dataflow.contracts.models import PartnerStatus
 from dataflow.metering.embedded import EmbeddedMeter
 from dataflow.metering.models import Access, Refusal
 from dataflow.metering.protocol import Meter
@@ -25,8 +28,16 @@ async def meter(request: pytest.FixtureRequest) -> AsyncIterator[Meter]:
     await m.aclose()
 
 
-def _access(partner: int = 1, cap: int | None = None, month: str = "2026-11") -> Access:
-    return Access(partner_id=partner, key_id="k1", month=month, table="t", cap=cap)
+def _access(partner: int = 1, cap: int | None = None, month: str = "2026-11", **kw: Any) -> Access:
+    return Access(
+        partner_id=partner,
+        key_id="k1",
+        month=month,
+        day=date(2026, 11, 23),
+        table="t",
+        cap=cap,
+        **kw,
+    )
 
 
 async def test_counts_each_access(meter: Meter) -> None:
@@ -68,3 +79,24 @@ async def test_counts_by_month(meter: Meter) -> None:
             await meter.acquire(_access(partner=partner))
     await meter.acquire(_access(partner=3, month="2026-10"))
     assert await meter.counts("2026-11") == {1: 3, 2: 2}
+
+
+@pytest.mark.parametrize(
+    ("kw", "refusal"),
+    [
+        ({"status": PartnerStatus.SUSPENDED}, Refusal.SUSPENDED),
+        ({"status": PartnerStatus.ENDED}, Refusal.INACTIVE),
+        ({"window_start": date(2026, 11, 24)}, Refusal.BEFORE_WINDOW),
+        ({"window_end": date(2026, 11, 22)}, Refusal.AFTER_WINDOW),
+    ],
+)
+async def test_entitlement_refusals_count_nothing(
+    meter: Meter, kw: dict[str, Any], refusal: Refusal
+) -> None:
+    grant = await meter.acquire(_access(**kw))
+    assert not grant.allowed and grant.refusal is refusal
+    assert await meter.count(1, "2026-11") == 0
+    inside = await meter.acquire(
+        _access(window_start=date(2026, 11, 23), window_end=date(2026, 11, 23))
+    )
+    assert inside.allowed

@@ -1,6 +1,7 @@
-"""API-key authentication against a periodically refreshed snapshot of the active keys.
+"""API-key authentication against a periodically refreshed snapshot of keys and entitlements.
 
-Revocations reach every worker within ``refresh_seconds``; the key itself is never logged.
+Revocations, suspensions and plan changes reach every worker within ``refresh_seconds``; the key
+itself is never logged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from litestar import Request
 
 from dataflow.api.errors import Problem
 from dataflow.contracts.keys import parse_key, secret_matches
+from dataflow.contracts.models import Entitlement, KeyCredential
 from dataflow.contracts.service import ContractsService
 
 __all__ = ["Caller", "KeyRing"]
@@ -21,18 +23,30 @@ __all__ = ["Caller", "KeyRing"]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    partner_id: int
-    key_id: str
-    monthly_cap: int | None
+    key: KeyCredential
+    entitlement: Entitlement
+
+    @property
+    def partner_id(self) -> int:
+        return self.key.partner_id
+
+    @property
+    def key_id(self) -> str:
+        return self.key.key_id
 
 
 class KeyRing:
     def __init__(self, contracts: ContractsService, *, refresh_seconds: float = 2.0) -> None:
         self._contracts = contracts
         self._refresh = refresh_seconds
-        self._keys: dict[str, tuple[str, int, int | None]] = {}
-        self._loaded_at = 0.0
+        self._keys: dict[str, KeyCredential] = {}
+        self._entitlements: dict[int, Entitlement] = {}
+        self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
+
+    def _load(self) -> tuple[dict[str, KeyCredential], dict[int, Entitlement]]:
+        keys = {k.key_id: k for k in self._contracts.credentials()}
+        return keys, self._contracts.entitlements()
 
     async def _ensure_fresh(self) -> None:
         if time.monotonic() - self._loaded_at < self._refresh:
@@ -40,8 +54,7 @@ class KeyRing:
         async with self._lock:
             if time.monotonic() - self._loaded_at < self._refresh:
                 return
-            rows = await asyncio.to_thread(self._contracts.active_keys)
-            self._keys = {k: (h, p, cap) for k, h, p, cap in rows}
+            self._keys, self._entitlements = await asyncio.to_thread(self._load)
             self._loaded_at = time.monotonic()
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Caller:
@@ -57,8 +70,14 @@ class KeyRing:
             )
         parsed = parse_key(token.strip())
         await self._ensure_fresh()
-        entry = self._keys.get(parsed[0]) if parsed else None
-        if parsed is None or entry is None or not secret_matches(parsed[1], entry[0]):
+        cred = self._keys.get(parsed[0]) if parsed else None
+        entitlement = self._entitlements.get(cred.partner_id) if cred else None
+        if (
+            parsed is None
+            or cred is None
+            or entitlement is None
+            or not secret_matches(parsed[1], cred.secret_hash)
+        ):
             raise Problem(
                 401,
                 "invalid-key",
@@ -66,4 +85,4 @@ class KeyRing:
                 "the key is unknown or revoked; ask your operator for a new one",
                 headers={"WWW-Authenticate": 'Bearer realm="dataflow", error="invalid_token"'},
             )
-        return Caller(partner_id=entry[1], key_id=parsed[0], monthly_cap=entry[2])
+        return Caller(key=cred, entitlement=entitlement)

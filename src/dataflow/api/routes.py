@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get
@@ -12,9 +11,8 @@ from litestar.params import FromPath
 from dataflow.aggregation.query import parse_query, run_query
 from dataflow.api.encode import CSV, JSON, encode_json, encode_page
 from dataflow.api.errors import Problem
+from dataflow.api.metering import count_access
 from dataflow.api.state import ApiState
-from dataflow.metering.models import Access, Refusal, billing_month
-from dataflow.metering.protocol import Meter
 
 __all__ = ["routes"]
 
@@ -71,25 +69,6 @@ async def describe_table(
     )
 
 
-async def _count(meter: Meter, access: Access) -> None:
-    grant = await meter.acquire(access)
-    if grant.allowed:
-        return
-    assert grant.refusal is Refusal.CAP
-    raise Problem(
-        429,
-        "monthly-cap-reached",
-        "Monthly access cap reached",
-        f"your plan allows {grant.cap:,} data accesses a month and they are used; "
-        "the cap resets on the first day of next month",
-        headers={
-            "Retry-After": "3600",
-            "RateLimit-Policy": f'"monthly";q={grant.cap};w=2678400',
-            "RateLimit": '"monthly";r=0;t=3600',
-        },
-    )
-
-
 @get("/v1/tables/{table_id:str}/rows")
 async def table_rows(
     request: Request[Any, Any, Any], state: State, table_id: FromPath[str]
@@ -99,19 +78,13 @@ async def table_rows(
     table = api.release.table(table_id)
     media_type = _media_type(request)
     query = parse_query(table, dict(request.query_params), api.release.version)
-    access = Access(
-        partner_id=caller.partner_id,
-        key_id=caller.key_id,
-        table=table.id,
-        month=billing_month(datetime.now(UTC)),
-        cap=caller.monthly_cap,
-    )
-    if api.meter is not None:
-        await _count(api.meter, access)  # counted before anything is served
+    access = None
+    if api.meter is not None:  # counted before anything is served
+        access = await count_access(api.meter, caller, table.id, api.release.version)
     try:
         body = encode_page(table, run_query(api.release, query), media_type)
     except Exception:
-        if api.meter is not None:
+        if api.meter is not None and access is not None:
             await api.meter.release(access)  # a failed response is not billed
         raise
     return Response(body, media_type=media_type, headers={"ETag": f'"{api.release.version}"'})

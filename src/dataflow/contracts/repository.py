@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.engine import make_url
 
-from dataflow.contracts.models import ApiKeyRecord, Partner, Plan
+from dataflow.contracts.models import ApiKeyRecord, KeyCredential, Partner, Plan
 from dataflow.contracts.tables import api_keys, metadata, partners, usage_ledger
 
 __all__ = ["ContractsRepository", "make_engine"]
@@ -107,14 +107,29 @@ class ContractsRepository:
         return res.rowcount > 0
 
     @staticmethod
-    def active_keys(conn: Connection) -> list[tuple[str, str, int, int | None]]:
-        """(key_id, secret_hash, partner_id, monthly_cap) of every unrevoked key."""
+    def credentials(conn: Connection) -> list[KeyCredential]:
+        """Every unrevoked key."""
         rows = conn.execute(
-            select(api_keys.c.key_id, api_keys.c.secret_hash, partners.c.id, partners.c.monthly_cap)
-            .join(partners, partners.c.id == api_keys.c.partner_id)
-            .where(api_keys.c.revoked_at.is_(None))
+            select(api_keys.c.key_id, api_keys.c.secret_hash, api_keys.c.partner_id).where(
+                api_keys.c.revoked_at.is_(None)
+            )
         ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [KeyCredential(key_id=r[0], secret_hash=r[1], partner_id=r[2]) for r in rows]
+
+    @staticmethod
+    def partners(conn: Connection) -> list[Partner]:
+        rows = conn.execute(select(partners)).mappings().all()
+        return [
+            Partner(
+                id=r["id"],
+                name=r["name"],
+                plan=Plan(r["plan"]),
+                monthly_cap=r["monthly_cap"],
+                contract_toml=r["contract_toml"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
 
     @staticmethod
     def record_usage(conn: Connection, *, partner_id: int, month: str, accesses: int) -> None:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import tomllib
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine
 
 from dataflow.contracts.errors import PartnerNotFound
 from dataflow.contracts.keys import hash_secret, new_key
-from dataflow.contracts.models import ApiKeyRecord, Partner, Plan
+from dataflow.contracts.models import ApiKeyRecord, Entitlement, KeyCredential, Partner, Plan
 from dataflow.contracts.repository import ContractsRepository
 
 __all__ = ["ContractsService"]
+
+
+def _entitlement(partner: Partner) -> Entitlement:
+    start = end = None
+    if partner.contract_toml:
+        terms = tomllib.loads(partner.contract_toml)
+        start, end = terms.get("start"), terms.get("end")
+    return Entitlement(
+        partner_id=partner.id,
+        plan=partner.plan,
+        monthly_cap=partner.monthly_cap,
+        window_start=start if isinstance(start, date) else None,
+        window_end=end if isinstance(end, date) else None,
+    )
 
 
 class ContractsService:
@@ -67,9 +82,15 @@ class ContractsService:
         with self.engine.connect() as conn:
             return ContractsRepository.usage_for_month(conn, month)
 
-    def active_keys(self) -> list[tuple[str, str, int, int | None]]:
+    def credentials(self) -> list[KeyCredential]:
         with self.engine.connect() as conn:
-            return ContractsRepository.active_keys(conn)
+            return ContractsRepository.credentials(conn)
+
+    def entitlements(self) -> dict[int, Entitlement]:
+        """Each partner's current entitlement (plan, cap, window from its contract terms)."""
+        with self.engine.connect() as conn:
+            partners = ContractsRepository.partners(conn)
+        return {p.id: _entitlement(p) for p in partners}
 
     def partner(self, partner_id: int) -> Partner:
         with self.engine.connect() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-from dataflow.metering.models import Access, Grant, Refusal
+from dataflow.metering.models import Access, Grant, Refusal, entitlement_refusal
 
 __all__ = ["EmbeddedMeter"]
 
@@ -18,8 +18,11 @@ class EmbeddedMeter:
 
     async def acquire(self, access: Access) -> Grant:
         key = (access.partner_id, access.month)
+        refusal = entitlement_refusal(access)
         with self._lock:
             current = self._counts[key]
+            if refusal is not None:
+                return Grant(allowed=False, count=current, cap=access.cap, refusal=refusal)
             if access.cap is not None and current >= access.cap:
                 return Grant(allowed=False, count=current, cap=access.cap, refusal=Refusal.CAP)
             self._counts[key] = current + 1

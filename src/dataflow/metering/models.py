@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 import msgspec
 
-__all__ = ["Access", "Grant", "Refusal", "billing_month"]
+from dataflow.contracts.models import Entitlement, PartnerStatus
+
+__all__ = ["Access", "Grant", "Refusal", "access_for", "billing_month", "entitlement_refusal"]
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
@@ -19,17 +21,71 @@ def billing_month(at: datetime) -> str:
 
 
 class Refusal(StrEnum):
-    CAP = "monthly_cap"
+    CAP = "monthly_cap"  # 429
+    RATE = "rate_limit"  # 429
+    BEFORE_WINDOW = "before_window"  # 403
+    AFTER_WINDOW = "after_window"  # 403
+    SUSPENDED = "suspended"  # 403
+    INACTIVE = "inactive"  # 403: ended or cancelled
+    TABLE_NOT_ENTITLED = "table_not_entitled"  # 403
 
 
 class Access(msgspec.Struct, frozen=True, kw_only=True):
-    """What is counted: one data request of one partner's key in one billing month."""
+    """One data request of one partner's key, with the entitlement it is checked against."""
 
     partner_id: int
     key_id: str
-    month: str
+    month: str  # billing month, YYYY-MM (America/Sao_Paulo)
+    day: date  # America/Sao_Paulo calendar day, for the authorization window
     table: str
+    member_id: int | None = None
+    release: str = ""
     cap: int | None = None
+    window_start: date | None = None
+    window_end: date | None = None
+    status: PartnerStatus = PartnerStatus.ACTIVE
+    rate_per_second: int | None = None
+    rate_per_minute: int | None = None
+
+
+def access_for(
+    entitlement: Entitlement,
+    *,
+    key_id: str,
+    table: str,
+    at: datetime,
+    member_id: int | None = None,
+    release: str = "",
+) -> Access:
+    local = at.astimezone(SAO_PAULO)
+    return Access(
+        partner_id=entitlement.partner_id,
+        key_id=key_id,
+        member_id=member_id,
+        month=local.strftime("%Y-%m"),
+        day=local.date(),
+        table=table,
+        release=release,
+        cap=entitlement.monthly_cap,
+        window_start=entitlement.window_start,
+        window_end=entitlement.window_end,
+        status=entitlement.status,
+        rate_per_second=entitlement.rate_per_second,
+        rate_per_minute=entitlement.rate_per_minute,
+    )
+
+
+def entitlement_refusal(access: Access) -> Refusal | None:
+    """Refusals that need no counter: status and authorization window."""
+    if access.status is PartnerStatus.SUSPENDED:
+        return Refusal.SUSPENDED
+    if access.status is not PartnerStatus.ACTIVE:
+        return Refusal.INACTIVE
+    if access.window_start is not None and access.day < access.window_start:
+        return Refusal.BEFORE_WINDOW
+    if access.window_end is not None and access.day > access.window_end:
+        return Refusal.AFTER_WINDOW
+    return None
 
 
 class Grant(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from dataflow.metering.models import Access, Grant, Refusal
+from dataflow.metering.models import Access, Grant, Refusal, entitlement_refusal
 
 __all__ = ["RedisMeter"]
 
@@ -52,6 +52,10 @@ class RedisMeter:
         return f"{self._prefix}:{{p:{partner_id}}}:log"
 
     async def acquire(self, access: Access) -> Grant:
+        refusal = entitlement_refusal(access)
+        if refusal is not None:
+            count = await self.count(access.partner_id, access.month)
+            return Grant(allowed=False, count=count, cap=access.cap, refusal=refusal)
         cap = -1 if access.cap is None else access.cap
         allowed, count = await self._acquire(
             keys=[
