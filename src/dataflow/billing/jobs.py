@@ -88,17 +88,26 @@ def schedule_monthly(
     datasets_dir: Path,
     grace_days: int,
     trigger: Any = None,
+    month: str | None = None,
 ) -> None:
-    """Add (or replace) the monthly job: day 1 at 06:00 São Paulo unless a trigger is given."""
+    """Add (or replace) the monthly job: day 1 at 06:00 São Paulo unless a trigger is given.
+
+    ``month`` pins the billed month (tests, catch-up); by default each run bills the previous one.
+    """
     scheduler.add_job(
         monthly_billing,
         trigger or CronTrigger(day=1, hour=6, minute=0, timezone=SAO_PAULO),
         id=JOB_ID,
         name="monthly billing (previous month) + issue drafts past grace",
         replace_existing=True,
+        # stored with the job itself, so they hold whichever scheduler later loads it
+        misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        coalesce=True,
+        max_instances=1,
         kwargs={
             "database_url": database_url,
             "datasets_dir": str(datasets_dir),
             "grace_days": grace_days,
+            "month": month,
         },
     )
