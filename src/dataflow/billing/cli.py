@@ -283,11 +283,13 @@ def billing_analysis_fee(
     ctx: typer.Context,
     payer: Annotated[str, typer.Option(help="Requester's name.")],
     cnpj: Annotated[str | None, typer.Option(help="Requester's CNPJ.")] = None,
+    on: Annotated[str | None, typer.Option(help="UFEMG of this date (default today).")] = None,
 ) -> None:
     """Issue the Art. 9 DAE of 50 UFEMG that starts a request (no budget before it is paid)."""
     service = _service(ctx)
+    day = date.fromisoformat(on) if on else datetime.now(UTC).date()
     try:
-        rate, lines = analysis_fee_lines(datetime.now(UTC).date(), service.ref.ufemg)
+        rate, lines = analysis_fee_lines(day, service.ref.ufemg)
         inv = service.lifecycle.create_request_invoice(
             kind="analysis_fee", payer_name=payer, payer_cnpj=cnpj, lines=lines, brl_per_ufemg=rate
         )
