@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from dataflow.billing.barcode import reference_number
 from dataflow.billing.compute import month_bounds
@@ -126,28 +126,67 @@ class InvoiceLifecycle:
 
     def issue(self, invoice_id: int, *, now: datetime | None = None) -> StoredInvoice:
         """Number the draft, give it a DAE reference and a due date; from now on it is frozen."""
-        now = now or datetime.now(UTC)
-        local = now.astimezone(SAO_PAULO)
         with self.engine.begin() as conn:
             inv = _get(conn, invoice_id, lock=True)
             if inv.status != "draft":
                 raise InvoiceStateError(invoice_id, inv.status, "issue (only drafts are issued)")
-            seq = next_in_sequence(conn, f"invoice-{local.year}")
-            done = conn.execute(
-                update(billing_invoices)
-                .where(billing_invoices.c.id == invoice_id, billing_invoices.c.status == "draft")
-                .values(
-                    status="issued",
-                    number=f"{local.year}/{seq:06d}",
-                    dae_reference=reference_number(local.year, seq),
-                    issued_at=now,
-                    updated_at=now,
-                    due_date=local.date() + timedelta(days=self.ref.dae.due_days),
-                )
-            ).rowcount
-            if done != 1:  # pragma: no cover - the row lock makes this unreachable on PostgreSQL
-                raise InvoiceStateError(invoice_id, "changed", "issue")
+            self._issue_in(conn, [invoice_id], now or datetime.now(UTC))
             return _get(conn, invoice_id)
+
+    def issue_many(
+        self, invoice_ids: list[int], *, now: datetime | None = None, batch: int = 500
+    ) -> list[StoredInvoice]:
+        """Issue drafts in the given order, a batch per transaction (numbers stay gap-free)."""
+        now = now or datetime.now(UTC)
+        out: list[StoredInvoice] = []
+        for start in range(0, len(invoice_ids), batch):
+            with self.engine.begin() as conn:
+                done = self._issue_in(conn, invoice_ids[start : start + batch], now)
+                rows = conn.execute(
+                    select(billing_invoices)
+                    .where(billing_invoices.c.id.in_(done))
+                    .order_by(billing_invoices.c.number)
+                ).mappings()
+                out += [StoredInvoice.from_row(r) for r in rows]
+        return out
+
+    def _issue_in(self, conn: Connection, invoice_ids: list[int], now: datetime) -> list[int]:
+        """Issue the drafts among ``invoice_ids`` inside the caller's transaction."""
+        local = now.astimezone(SAO_PAULO)
+        status = dict(
+            conn.execute(
+                select(billing_invoices.c.id, billing_invoices.c.status)
+                .where(billing_invoices.c.id.in_(invoice_ids))
+                .with_for_update()
+            ).all()
+        )
+        drafts = [i for i in invoice_ids if status.get(i) == "draft"]
+        if not drafts:
+            return []
+        first = next_in_sequence(conn, f"invoice-{local.year}", len(drafts))
+        due = local.date() + timedelta(days=self.ref.dae.due_days)
+        params = [
+            {
+                "b_id": inv_id,
+                "b_number": f"{local.year}/{first + k:06d}",
+                "b_reference": reference_number(local.year, first + k),
+            }
+            for k, inv_id in enumerate(drafts)
+        ]
+        conn.execute(
+            update(billing_invoices)
+            .where(billing_invoices.c.id == bindparam("b_id"))
+            .values(
+                status="issued",
+                number=bindparam("b_number"),
+                dae_reference=bindparam("b_reference"),
+                issued_at=now,
+                updated_at=now,
+                due_date=due,
+            ),
+            params,
+        )
+        return drafts
 
     def due_for_issue(self, now: datetime) -> list[int]:
         """Monthly drafts whose grace period (days after the billed month) is over."""
@@ -165,7 +204,7 @@ class InvoiceLifecycle:
 
     def issue_due(self, *, now: datetime | None = None) -> list[StoredInvoice]:
         now = now or datetime.now(UTC)
-        return [self.issue(i, now=now) for i in self.due_for_issue(now)]
+        return self.issue_many(self.due_for_issue(now), now=now)
 
     def void(self, invoice_id: int, reason: str, *, now: datetime | None = None) -> StoredInvoice:
         now = now or datetime.now(UTC)

@@ -217,23 +217,24 @@ def adjustments_rows(conn: Connection, *where: Any) -> list[Any]:
     )
 
 
-def next_in_sequence(conn: Connection, name: str) -> int:
-    """The next number of a series, inside the caller's transaction (gap-free: rollback undoes it).
+def next_in_sequence(conn: Connection, name: str, count: int = 1) -> int:
+    """The first of the next ``count`` numbers of a series, inside the caller's transaction.
 
-    On PostgreSQL the UPDATE locks the series' row until commit, so concurrent issuers queue.
+    Gap-free: a rollback undoes the increment. On PostgreSQL the UPDATE locks the series' row
+    until commit, so concurrent issuers queue instead of interleaving.
     """
     for _ in range(3):
         got = conn.execute(
             update(billing_sequences)
             .where(billing_sequences.c.name == name)
-            .values(next_value=billing_sequences.c.next_value + 1)
+            .values(next_value=billing_sequences.c.next_value + count)
             .returning(billing_sequences.c.next_value)
         ).scalar_one_or_none()
         if got is not None:
-            return int(got) - 1
+            return int(got) - count
         try:
             with conn.begin_nested():
-                conn.execute(insert(billing_sequences).values(name=name, next_value=2))
+                conn.execute(insert(billing_sequences).values(name=name, next_value=1 + count))
             return 1
         except IntegrityError:  # another transaction created the series first: take the next
             continue
