@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from datetime import date
@@ -109,6 +110,10 @@ class ContractTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "<toml>") -> ContractTerms:
+        return _parse_terms(text, source)
+
+    @classmethod
+    def _from_toml(cls, text: str, source: str) -> ContractTerms:
         try:
             terms = msgspec.convert(tomllib.loads(text), cls, strict=False)
         except (tomllib.TOMLDecodeError, msgspec.ValidationError) as e:
@@ -158,6 +163,12 @@ class ContractTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                     "floor will bind every month the partner stays near the franchise"
                 )
         return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse_terms(text: str, source: str) -> ContractTerms:
+    """Terms are immutable: a long-lived scheduler parses each contract's TOML once."""
+    return ContractTerms._from_toml(text, source)
 
 
 def _cnpj(terms: ContractTerms) -> str:

@@ -49,7 +49,8 @@ class Ufemg:
 
     @classmethod
     def total(cls, amounts: Iterable[Ufemg]) -> Ufemg:
-        return sum(amounts, cls.zero())
+        # amounts are already at 4 places: their exact sum needs no intermediate rounding
+        return cls(sum((a.amount for a in amounts), Decimal(0)))
 
     def times(self, factor: Decimal | int) -> Ufemg:
         return Ufemg(self.amount * Decimal(factor))
@@ -84,7 +85,7 @@ class Brl:
 
     @classmethod
     def total(cls, amounts: Iterable[Brl]) -> Brl:
-        return sum(amounts, cls.zero())
+        return cls(sum((a.amount for a in amounts), Decimal(0)))
 
     def __add__(self, other: Brl) -> Brl:
         return Brl(self.amount + other.amount)
