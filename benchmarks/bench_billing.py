@@ -3,7 +3,7 @@
 Figures: invoices/s of `run_month` (compute + write drafts), issues/s (gap-free numbering, one
 transaction per invoice), DAE PDF statements/s, and the ratio of the run to a single
 `SELECT partner_id, SUM(accesses) … GROUP BY partner_id` over the same ledger, in the same run.
-SQLite by default; set DATAFLOW_BENCH_DATABASE_URL to a PostgreSQL URL to run there.
+Measured on SQLite and, when the local PostgreSQL answers, on PostgreSQL (a throw-away schema).
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ import random
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from benchmarks.common import write_result
 from dataflow.billing.dae import Statement, statement_csv, write_statement_pdf
@@ -78,70 +83,106 @@ def _seed(engine: object, rng: random.Random) -> None:
         conn.execute(insert(usage_ledger), ledger)
 
 
-def main() -> None:
+def _measure(url: str, tmp: str) -> dict[str, object]:
     rng = random.Random(8)
+    engine = make_engine(url)
+    ContractsRepository.create_schema(engine)
+    service = BillingService(engine, BillingReference.load(REPO / "datasets"), grace_days=0)
+    _seed(engine, rng)
+
+    aggregations = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        with engine.connect() as conn:
+            conn.execute(
+                select(usage_ledger.c.partner_id, func.sum(usage_ledger.c.accesses))
+                .where(usage_ledger.c.month == MONTH)
+                .group_by(usage_ledger.c.partner_id)
+            ).all()
+        aggregations.append(time.perf_counter() - t0)
+    aggregation = min(aggregations)
+
+    t0 = time.perf_counter()
+    summary = service.run_month(MONTH, trigger="bench")
+    run = time.perf_counter() - t0
+    assert summary.created == CONTRACTS, summary
+    t0 = time.perf_counter()
+    rerun_summary = service.run_month(MONTH, trigger="bench")
+    rerun = time.perf_counter() - t0
+    assert rerun_summary.unchanged == CONTRACTS
+
+    t0 = time.perf_counter()
+    issued = service.lifecycle.issue_due(now=datetime(2026, 4, 10, 12, tzinfo=UTC))
+    issuing = time.perf_counter() - t0
+    assert len(issued) == CONTRACTS
+
+    out = Path(tmp) / f"dae-{uuid.uuid4().hex[:6]}"
+    out.mkdir()
+    sample = issued[:PDF_SAMPLE]
+    t0 = time.perf_counter()
+    statements = []
+    for inv in sample:
+        _, lines = service.lifecycle.get(inv.id)
+        s = Statement(inv, lines, service.ref.dae)
+        write_statement_pdf(s, out / f"dae-{inv.dae_reference}.pdf")
+        statements.append(s)
+    (out / "dae.csv").write_text(statement_csv(statements))
+    pdf = time.perf_counter() - t0
+    engine.dispose()
+    print(
+        f"{url.split(':')[0]}: run {run:.2f}s, aggregation {aggregation * 1000:.1f} ms",
+        file=sys.stderr,
+    )
+    return {
+        "run_seconds": round(run, 3),
+        "invoices_per_s": round(CONTRACTS / run, 1),
+        "rerun_seconds": round(rerun, 3),
+        "issue_per_s": round(CONTRACTS / issuing, 1),
+        "pdf_statements_per_s": round(len(sample) / pdf, 1),
+        "ledger_aggregation_ms": round(aggregation * 1000, 2),
+        "ratio_run_over_aggregation": round(run / aggregation, 1),
+    }
+
+
+@contextmanager
+def _postgres_schema() -> Iterator[str | None]:
+    """A throw-away schema on the local PostgreSQL (the tests' server), or None if unreachable."""
+    base = os.environ.get(
+        "DATAFLOW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    schema = f"dfbench_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(base)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except SQLAlchemyError as e:
+        print(f"PostgreSQL not reachable ({e}); measuring SQLite only", file=sys.stderr)
+        yield None
+        return
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> None:
+    runs: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        url = os.environ.get("DATAFLOW_BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
-        engine = make_engine(url)
-        ContractsRepository.create_schema(engine)
-        service = BillingService(engine, BillingReference.load(REPO / "datasets"), grace_days=0)
-        _seed(engine, rng)
-
-        aggregations = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            with engine.connect() as conn:
-                conn.execute(
-                    select(usage_ledger.c.partner_id, func.sum(usage_ledger.c.accesses))
-                    .where(usage_ledger.c.month == MONTH)
-                    .group_by(usage_ledger.c.partner_id)
-                ).all()
-            aggregations.append(time.perf_counter() - t0)
-        aggregation = min(aggregations)
-
-        t0 = time.perf_counter()
-        summary = service.run_month(MONTH, trigger="bench")
-        run = time.perf_counter() - t0
-        assert summary.created == CONTRACTS, summary
-        t0 = time.perf_counter()
-        rerun_summary = service.run_month(MONTH, trigger="bench")
-        rerun = time.perf_counter() - t0
-        assert rerun_summary.unchanged == CONTRACTS
-
-        t0 = time.perf_counter()
-        issued = service.lifecycle.issue_due(now=datetime(2026, 4, 10, 12, tzinfo=UTC))
-        issuing = time.perf_counter() - t0
-        assert len(issued) == CONTRACTS
-
-        out = Path(tmp) / "dae"
-        out.mkdir()
-        sample = issued[:PDF_SAMPLE]
-        t0 = time.perf_counter()
-        statements = []
-        for inv in sample:
-            _, lines = service.lifecycle.get(inv.id)
-            s = Statement(inv, lines, service.ref.dae)
-            write_statement_pdf(s, out / f"dae-{inv.dae_reference}.pdf")
-            statements.append(s)
-        (out / "dae.csv").write_text(statement_csv(statements))
-        pdf = time.perf_counter() - t0
-        engine.dispose()
-    backend = url.split(":", 1)[0]
-    print(f"run {run:.2f}s, aggregation {aggregation * 1000:.1f} ms", file=sys.stderr)
+        runs["sqlite"] = _measure(f"sqlite:///{tmp}/bench.db", tmp)
+        with _postgres_schema() as pg:
+            if pg is not None:
+                runs["postgresql"] = _measure(pg, tmp)
     write_result(
         "billing",
         {
             "what": (
-                f"monthly run over {CONTRACTS:,} contracts (linear, banded, partial, sandbox) "
-                f"and {CONTRACTS:,} ledger rows on {backend}"
+                f"monthly run over {CONTRACTS:,} contracts (linear, banded, partial first month, "
+                f"sandbox) and {CONTRACTS:,} ledger rows; PDF figure over {PDF_SAMPLE} statements"
             ),
-            "run_seconds": round(run, 3),
-            "invoices_per_s": round(CONTRACTS / run, 1),
-            "rerun_seconds": round(rerun, 3),
-            "issue_per_s": round(CONTRACTS / issuing, 1),
-            "pdf_statements_per_s": round(len(sample) / pdf, 1),
-            "ledger_aggregation_ms": round(aggregation * 1000, 2),
-            "ratio_run_over_aggregation": round(run / aggregation, 1),
+            "runs": runs,
         },
     )
 
