@@ -55,6 +55,8 @@ class Statement:
         self.inv = inv
         self.lines = lines
         self.dae = dae
+        # A zero statement (sandbox month, Art. 29) is a usage report: nothing to pay, no barcode.
+        self.payable = inv.total_brl > 0
         self.barcode = arrecadacao_barcode(
             Brl(inv.total_brl),
             agency_code=dae.barcode_agency_code,
@@ -124,7 +126,7 @@ def statement_csv(statements: list[Statement]) -> str:
                     "amount_brl": line.amount_brl,
                     "total_ufemg": i.total_ufemg,
                     "total_brl": i.total_brl,
-                    "barcode": s.barcode,
+                    "barcode": s.barcode if s.payable else "",
                 }
             )
     return buf.getvalue()
@@ -231,6 +233,20 @@ def write_statement_pdf(s: Statement, path: Path) -> Path:
     c.drawString(cols[0] + 1 * mm, y, "Total")
     c.drawRightString(cols[3] - 1 * mm, y, _ufemg(i.total_ufemg))
     c.drawRightString(cols[4] - 1 * mm, y, _brl(i.total_brl))
+    if not s.payable:
+        y -= 12 * mm
+        c.setFont("Helvetica-Bold", 11)
+        c.drawString(left, y, "Nada a pagar — preço público afastado (Art. 29).")
+        c.setFont("Helvetica", 8.5)
+        c.drawString(
+            left,
+            y - 5 * mm,
+            "Demonstrativo de uso do ambiente SANDBOX para monitoramento (Art. 38–39): acessos, "
+            "limite e janela acima.",
+        )
+        c.showPage()
+        c.save()
+        return path
     # payment slip
     y = 80 * mm
     c.setDash(3, 2)
