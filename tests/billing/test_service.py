@@ -91,6 +91,18 @@ def test_issued_invoice_never_changes_late_usage_is_carried(
     [note] = billing.lifecycle.credit_notes(issued.id)
     assert note.amount_ufemg == Decimal("600.0000") and note.number == "NC-2026/000001"
     assert note.amount_brl == Decimal("3473.94")  # 6,100 × 5.7899 − 5,500 × 5.7899 (per line)
+    # a big late count carried (+14,800), then the ledger falls to zero: the credit of 16,000
+    # exceeds the invoice's own 4,300 but not what was billed for March (4,300 + 1,200 − 600 +
+    # 15,400 = 20,300)
+    set_usage(billing_engine, p, "2026-03", 1_000_000)  # 20,300 → +15,400 over the 4,900 billed
+    assert billing.run_month("2026-03").adjustments == 1
+    set_usage(billing_engine, p, "2026-03", 0)  # 4,300 (franchise): 16,000 to credit
+    run = billing.run_month("2026-03")
+    assert run.credit_notes == 1 and not run.skipped
+    assert [n.amount_ufemg for n in billing.lifecycle.credit_notes(issued.id)] == [
+        Decimal("600.0000"),
+        Decimal("16000.0000"),
+    ]
 
 
 def test_numbering_has_no_gaps_and_lifecycle(

@@ -293,8 +293,14 @@ class InvoiceLifecycle:
         amount_brl: Decimal,
         reason: str,
         now: datetime,
+        *,
+        limit_ufemg: Decimal | None = None,
     ) -> int:
-        """Create a credit note inside the caller's transaction; returns its id."""
+        """Create a credit note inside the caller's transaction; returns its id.
+
+        Credits never exceed what was billed for the invoice: its total by default, or
+        ``limit_ufemg`` when later adjustments billed more for the same month.
+        """
         if inv.status not in ("issued", "paid"):
             raise InvoiceStateError(inv.id, inv.status, "credit (only issued invoices are)")
         credited = sum(
@@ -305,10 +311,11 @@ class InvoiceLifecycle:
             ).scalars(),
             Decimal(0),
         )
-        if amount_ufemg <= 0 or credited + amount_ufemg > inv.total_ufemg:
+        limit = inv.total_ufemg if limit_ufemg is None else limit_ufemg
+        if amount_ufemg <= 0 or credited + amount_ufemg > limit:
             raise InvoiceStateError(
                 inv.id,
-                f"credited {credited} of {inv.total_ufemg} UFEMG",
+                f"credited {credited} of {limit} UFEMG",
                 f"credit {amount_ufemg} UFEMG more",
             )
         year = now.astimezone(SAO_PAULO).year

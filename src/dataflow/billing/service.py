@@ -257,7 +257,10 @@ class BillingService:
                 self._mark_applied(conn, ex.id, carry_rows)
                 summary.updated += 1
             elif ex.status in ("issued", "paid"):
-                self._late_usage(conn, ex, inv, month_adjs.get(pid, []), now, summary)
+                try:
+                    self._late_usage(conn, ex, inv, month_adjs.get(pid, []), now, summary)
+                except BillingError as e:  # checked before any write: the chunk stays sound
+                    summary.skipped.append((pid, str(e)))
             else:  # void: finance cancelled it; a rerun must not bring it back
                 summary.unchanged += 1
         if new_rows:
@@ -313,6 +316,7 @@ class BillingService:
                 -d_brl,
                 f"settled accesses for {ex.month} fell from {last:,} to {inv.accesses:,}",
                 now,
+                limit_ufemg=billed_ufemg,
             )
             summary.credit_notes += 1
         conn.execute(
