@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -202,3 +204,28 @@ def test_rerunning_a_month_changes_nothing(usages: list[int], issue_between: boo
             usages
         )
     engine.dispose()
+
+
+def test_concurrent_issuers_never_share_or_skip_a_number(
+    billing: BillingService, billing_engine: Engine
+) -> None:
+    """Finance issuing by hand while the job issues the rest: numbers stay 1..n, each once."""
+    for i in range(12):
+        pid = add_partner(billing_engine, CONTINUOUS, name=f"P{i}")
+        set_usage(billing_engine, pid, "2026-03", 100_000 + i)
+    billing.run_month("2026-03")
+    ids = [i.id for i in billing.lifecycle.list_invoices(month="2026-03")]
+
+    def issue_one(invoice_id: int) -> None:
+        with contextlib.suppress(InvoiceStateError):  # the batch got there first
+            billing.lifecycle.issue(invoice_id, now=ISSUE_TIME)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        batch = pool.submit(billing.lifecycle.issue_many, ids[::-1], now=ISSUE_TIME, batch=3)
+        list(pool.map(issue_one, ids))
+        batch.result()
+    issued = billing.lifecycle.list_invoices(month="2026-03")
+    assert {i.status for i in issued} == {"issued"}
+    numbers = sorted(int(str(i.number).split("/")[1]) for i in issued)
+    assert numbers == list(range(1, 13))
+    assert len({i.dae_reference for i in issued}) == 12

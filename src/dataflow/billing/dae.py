@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from dataflow.billing.barcode import arrecadacao_barcode, typeable_line
 from dataflow.billing.errors import InvoiceStateError
+from dataflow.billing.lifecycle import SAO_PAULO
 from dataflow.billing.models import InvoiceLine
 from dataflow.billing.money import Brl
 from dataflow.billing.reference import DaeConfig
@@ -78,7 +79,13 @@ class Statement:
 
     @property
     def issue_date(self) -> date | None:
-        return self.inv.issued_at.date() if self.inv.issued_at else None
+        """The issue date in São Paulo (SQLite hands timestamps back naive, in UTC)."""
+        at = self.inv.issued_at
+        if at is None:
+            return None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return at.astimezone(SAO_PAULO).date()
 
 
 def _cnpj(value: str | None) -> str:

@@ -127,10 +127,10 @@ class InvoiceLifecycle:
     def issue(self, invoice_id: int, *, now: datetime | None = None) -> StoredInvoice:
         """Number the draft, give it a DAE reference and a due date; from now on it is frozen."""
         with self.engine.begin() as conn:
-            inv = _get(conn, invoice_id, lock=True)
-            if inv.status != "draft":
+            # _issue_in takes the locks in the one order every issuer uses: series, then rows
+            if not self._issue_in(conn, [invoice_id], now or datetime.now(UTC)):
+                inv = _get(conn, invoice_id)
                 raise InvoiceStateError(invoice_id, inv.status, "issue (only drafts are issued)")
-            self._issue_in(conn, [invoice_id], now or datetime.now(UTC))
             return _get(conn, invoice_id)
 
     def issue_many(
@@ -153,6 +153,10 @@ class InvoiceLifecycle:
     def _issue_in(self, conn: Connection, invoice_ids: list[int], now: datetime) -> list[int]:
         """Issue the drafts among ``invoice_ids`` inside the caller's transaction."""
         local = now.astimezone(SAO_PAULO)
+        series = f"invoice-{local.year}"
+        # Lock the series first (a zero increment): issuers queue here on both databases, so the
+        # statuses read next are current and no two transactions number the same draft.
+        next_in_sequence(conn, series, 0)
         status = dict(
             conn.execute(
                 select(billing_invoices.c.id, billing_invoices.c.status)
@@ -163,7 +167,7 @@ class InvoiceLifecycle:
         drafts = [i for i in invoice_ids if status.get(i) == "draft"]
         if not drafts:
             return []
-        first = next_in_sequence(conn, f"invoice-{local.year}", len(drafts))
+        first = next_in_sequence(conn, series, len(drafts))
         due = local.date() + timedelta(days=self.ref.dae.due_days)
         params = [
             {
@@ -175,7 +179,7 @@ class InvoiceLifecycle:
         ]
         conn.execute(
             update(billing_invoices)
-            .where(billing_invoices.c.id == bindparam("b_id"))
+            .where(billing_invoices.c.id == bindparam("b_id"), billing_invoices.c.status == "draft")
             .values(
                 status="issued",
                 number=bindparam("b_number"),
