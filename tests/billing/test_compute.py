@@ -428,3 +428,4 @@ def test_banded_value_never_decreases(franchise: int, bounds: list[int], a: int,
     v_lo = compute_invoice(t, accesses=lo, month="2026-05", ufemg=REF.ufemg).total_ufemg
     v_hi = compute_invoice(t, accesses=hi, month="2026-05", ufemg=REF.ufemg).total_ufemg
     assert v_lo <= v_hi
+    assert v_lo >= Decimal(3000) + Decimal(300)  # a paid full month: floor + support at least
