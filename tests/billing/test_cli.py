@@ -84,6 +84,10 @@ def test_finance_story(tmp_path: Path) -> None:
     code, out, _ = _run(tmp_path, "billing", "show", str(draft["id"]))
     shown = json.loads(out)
     assert [x["code"] for x in shown["lines"]] == ["usage", "franchise_true_up", "support", "fine"]
+    code, out, _ = _run(tmp_path, "billing", "runs")
+    [run] = json.loads(out)
+    assert run["month"] == "2026-03" and run["created"] == 1 and run["trigger"] == "cli"
+    assert run["finished_at"] is not None
 
 
 def test_check_contract_flags_low_franchise(tmp_path: Path) -> None:

@@ -429,3 +429,32 @@ def test_banded_value_never_decreases(franchise: int, bounds: list[int], a: int,
     v_hi = compute_invoice(t, accesses=hi, month="2026-05", ufemg=REF.ufemg).total_ufemg
     assert v_lo <= v_hi
     assert v_lo >= Decimal(3000) + Decimal(300)  # a paid full month: floor + support at least
+
+
+@settings(max_examples=100)
+@given(
+    st.integers(1, 31),
+    st.integers(1, 31),
+    st.booleans(),
+    st.integers(0, 1_000_000),
+    st.integers(0, 1_000_000),
+)
+def test_partial_and_migration_months_never_decrease(
+    start_day: int, end_day: int, migrated: bool, a: int, b: int
+) -> None:
+    """Proration and the day split of a migration month keep the bill monotonic in accesses."""
+    start = date(2026, 3, start_day)
+    end = date(2026, 3, end_day) if end_day >= start_day and not migrated else None
+    t = terms(
+        start=start,
+        end=end,
+        sandbox_from=date(2025, 10, 1) if migrated and start_day > 1 else None,
+    )
+    lo, hi = sorted((a, b))
+    inv_lo = compute_invoice(t, accesses=lo, month="2026-03", ufemg=REF.ufemg)
+    inv_hi = compute_invoice(t, accesses=hi, month="2026-03", ufemg=REF.ufemg)
+    assert inv_lo.total_ufemg <= inv_hi.total_ufemg
+    days = ((end or date(2026, 3, 31)) - start).days + 1
+    # the prorated floor: 3,000 × days/31, plus the full support fee
+    floor = (Decimal(3000) * days / 31).quantize(Decimal("0.0001"))
+    assert inv_lo.total_ufemg >= floor + Decimal(300) - Decimal("0.0001")

@@ -137,6 +137,15 @@ def billing_run(
     print_json(_to_json(summary))
 
 
+@billing_app.command("runs")
+def billing_runs(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """The latest monthly runs, newest first (JSON): trigger, timings, what changed."""
+    from dataflow.billing.repository import recent_runs
+
+    with _service(ctx).engine.connect() as conn:
+        print_json(recent_runs(conn, limit))
+
+
 @billing_app.command("invoices")
 def billing_invoices(
     ctx: typer.Context,

@@ -23,6 +23,7 @@ from dataflow.billing.tables import (
     billing_fines,
     billing_invoice_lines,
     billing_invoices,
+    billing_runs,
     billing_sequences,
 )
 from dataflow.contracts.tables import partners, usage_ledger
@@ -36,6 +37,7 @@ __all__ = [
     "invoices_for_month",
     "monthly_usage",
     "next_in_sequence",
+    "recent_runs",
     "replace_lines",
 ]
 
@@ -239,6 +241,14 @@ def next_in_sequence(conn: Connection, name: str, count: int = 1) -> int:
         except IntegrityError:  # another transaction created the series first: take the next
             continue
     raise RuntimeError(f"could not allocate a number in series {name!r}")
+
+
+def recent_runs(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest monthly runs (who ran what, when, and what changed), newest first."""
+    rows = conn.execute(
+        select(billing_runs).order_by(billing_runs.c.id.desc()).limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 def count_invoices(conn: Connection, **where: object) -> int:
