@@ -31,6 +31,7 @@ class Settings:
     meter: MeterKind
     release_dir: Path | None = None
     redis_prefix: str = "df"
+    billing_grace_days: int = 5  # days after a month before its drafts are issued automatically
     repo_root: Path = Path(__file__).resolve().parents[2]
 
     @property
@@ -78,4 +79,16 @@ class Settings:
             meter=meter,
             release_dir=Path(release).resolve() if release else None,
             redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
+            billing_grace_days=_int(env, "DATAFLOW_BILLING_GRACE_DAYS", 5),
         )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: must not be negative")
+    return value

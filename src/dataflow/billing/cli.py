@@ -1,19 +1,27 @@
-"""`dataflow billing …`."""
+"""`dataflow billing …`: preview, monthly run, invoice lifecycle, DAE statements, budgets."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 import typer
 
+from dataflow.billing.budget import analysis_fee_lines, compute_budget, load_budget_items
+from dataflow.billing.dae import Statement, statement_csv, write_statement_pdf
 from dataflow.billing.errors import BillingError
 from dataflow.billing.models import ContractTerms
-from dataflow.billing.service import compute_invoice
+from dataflow.billing.reference import BillingReference
+from dataflow.billing.schedule import schedules
+from dataflow.billing.service import BillingService, compute_invoice
 from dataflow.billing.ufemg import UfemgTable
-from dataflow.console import print_json
+from dataflow.console import err, print_json
+from dataflow.contracts.repository import make_engine
 from dataflow.settings import Settings
 
 __all__ = ["billing_app"]
@@ -21,10 +29,37 @@ __all__ = ["billing_app"]
 billing_app = typer.Typer(help="Monthly billing in UFEMG and DAE statements.", no_args_is_help=True)
 
 
-def _month(value: str) -> str:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+def _month(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
         raise typer.BadParameter(f"expected YYYY-MM, got {value!r}")
     return value
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"expected a decimal number, got {value!r}") from None
+
+
+def _service(ctx: typer.Context) -> BillingService:
+    settings: Settings = ctx.obj
+    return BillingService(
+        make_engine(settings.database_url),
+        BillingReference.load(settings.datasets_dir),
+        grace_days=settings.billing_grace_days,
+    )
+
+
+def _fail(e: Exception) -> typer.Exit:
+    typer.echo(f"error: {e}", err=True)
+    return typer.Exit(1)
+
+
+def _to_json(obj: object) -> object:
+    return msgspec.to_builtins(obj)
 
 
 @billing_app.command("preview")
@@ -40,13 +75,290 @@ def billing_preview(
     settings: Settings = ctx.obj
     try:
         terms = ContractTerms.from_file(contract)
+        ref = BillingReference.load(settings.datasets_dir)
         invoice = compute_invoice(
             terms,
             accesses=accesses,
             month=month,
             ufemg=UfemgTable.load(settings.datasets_dir / "ufemg.csv"),
+            indices=ref.indices,
         )
     except BillingError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-    print_json(msgspec.to_builtins(invoice))
+        raise _fail(e) from None
+    print_json(_to_json(invoice))
+
+
+@billing_app.command("check-contract")
+def billing_check_contract(
+    ctx: typer.Context,
+    contract: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    until: Annotated[str | None, typer.Option(help="List price schedules up to this date.")] = None,
+) -> None:
+    """Validate a contract: errors exit 1; warnings (e.g. franchise < 3,000 UFEMG) are listed."""
+    settings: Settings = ctx.obj
+    try:
+        terms = ContractTerms.from_file(contract)
+        day = date.fromisoformat(until) if until else (terms.end or terms.start)
+        found = schedules(terms, day, BillingReference.load(settings.datasets_dir).indices)
+    except (BillingError, ValueError) as e:
+        raise _fail(e) from None
+    for w in terms.warnings():
+        err.print(f"[yellow]warning:[/] {w}")
+    print_json({"valid": True, "warnings": terms.warnings(), "schedules": _to_json(found)})
+
+
+@billing_app.command("run")
+def billing_run(
+    ctx: typer.Context,
+    month: Annotated[str, typer.Option(help="Billed month, YYYY-MM.", callback=_month)],
+    issue_due: Annotated[
+        bool, typer.Option(help="Also issue drafts whose grace period is over.")
+    ] = False,
+) -> None:
+    """Bill every contract for MONTH (idempotent: reruns never touch issued invoices)."""
+    from rich.progress import Progress
+
+    service = _service(ctx)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"billing {month}", total=None)
+        summary = service.run_month(
+            month, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    issued = service.lifecycle.issue_due() if issue_due else []
+    summary.issued = len(issued)
+    err.print(
+        f"[green]billed {month}:[/] {summary.contracts} contracts → {summary.created} new drafts, "
+        f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.adjustments} "
+        f"late-usage adjustments ({summary.credit_notes} credit notes), {len(summary.skipped)} "
+        f"skipped, {summary.issued} issued"
+    )
+    for pid, why in summary.skipped:
+        err.print(f"[yellow]skipped partner {pid}:[/] {why}")
+    print_json(_to_json(summary))
+
+
+@billing_app.command("runs")
+def billing_runs(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """The latest monthly runs, newest first (JSON): trigger, timings, what changed."""
+    from dataflow.billing.repository import recent_runs
+
+    with _service(ctx).engine.connect() as conn:
+        print_json(recent_runs(conn, limit))
+
+
+@billing_app.command("invoices")
+def billing_invoices(
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option(callback=_month)] = None,
+    status: Annotated[str | None, typer.Option(help="draft, issued, paid or void.")] = None,
+) -> None:
+    """List invoices (JSON)."""
+    print_json(_to_json(_service(ctx).lifecycle.list_invoices(month=month, status=status)))
+
+
+@billing_app.command("show")
+def billing_show(ctx: typer.Context, invoice: int) -> None:
+    """One invoice with its lines and credit notes (JSON)."""
+    lc = _service(ctx).lifecycle
+    try:
+        inv, lines = lc.get(invoice)
+    except BillingError as e:
+        raise _fail(e) from None
+    print_json(
+        {
+            "invoice": _to_json(inv),
+            "lines": _to_json(lines),
+            "credit_notes": _to_json(lc.credit_notes(invoice)),
+        }
+    )
+
+
+@billing_app.command("issue")
+def billing_issue(
+    ctx: typer.Context,
+    invoice: Annotated[list[int] | None, typer.Argument(help="Draft ids to issue now.")] = None,
+    due: Annotated[bool, typer.Option(help="Issue every draft past its grace period.")] = False,
+) -> None:
+    """Issue drafts (finance may issue before the grace period ends)."""
+    lc = _service(ctx).lifecycle
+    try:
+        done = lc.issue_due() if due else [lc.issue(i) for i in invoice or []]
+    except BillingError as e:
+        raise _fail(e) from None
+    for inv in done:
+        err.print(f"issued {inv.number} (DAE {inv.dae_reference}, due {inv.due_date})")
+    print_json(_to_json(done))
+
+
+@billing_app.command("void")
+def billing_void(ctx: typer.Context, invoice: int, reason: Annotated[str, typer.Option()]) -> None:
+    """Void a draft or an unpaid issued invoice (its number stays used)."""
+    try:
+        print_json(_to_json(_service(ctx).lifecycle.void(invoice, reason)))
+    except BillingError as e:
+        raise _fail(e) from None
+
+
+@billing_app.command("pay")
+def billing_pay(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Option(help="DAE reference number.")],
+    amount: Annotated[str, typer.Option(help="Amount paid in BRL.", callback=_decimal)],
+    paid_on: Annotated[str | None, typer.Option(help="Payment date (default today).")] = None,
+) -> None:
+    """Record a payment against a DAE reference number."""
+    day = date.fromisoformat(paid_on) if paid_on else datetime.now(UTC).date()
+    try:
+        inv = _service(ctx).lifecycle.record_payment(reference, Decimal(amount), paid_on=day)
+    except BillingError as e:
+        raise _fail(e) from None
+    print_json(_to_json(inv))
+
+
+@billing_app.command("credit-note")
+def billing_credit_note(
+    ctx: typer.Context,
+    invoice: int,
+    ufemg: Annotated[str, typer.Option(help="Amount credited, UFEMG.", callback=_decimal)],
+    reason: Annotated[str, typer.Option()],
+) -> None:
+    """Credit part of an issued invoice (converted at that invoice's UFEMG value)."""
+    try:
+        print_json(_to_json(_service(ctx).lifecycle.credit_note(invoice, Decimal(ufemg), reason)))
+    except BillingError as e:
+        raise _fail(e) from None
+
+
+@billing_app.command("fine")
+def billing_fine(
+    ctx: typer.Context,
+    partner: int,
+    month: Annotated[str, typer.Option(help="Invoice month that bills it.", callback=_month)],
+    reason: Annotated[str, typer.Option(help="The CGMD-SEF decision (Art. 45 III).")],
+    ufemg: Annotated[str | None, typer.Option(callback=_decimal)] = None,
+    percent: Annotated[
+        str | None, typer.Option(help="% of the month's supply value.", callback=_decimal)
+    ] = None,
+) -> None:
+    """Record a fine; it appears as a line on that month's invoice at the next run."""
+    try:
+        fid = _service(ctx).lifecycle.add_fine(
+            partner,
+            month,
+            reason,
+            amount_ufemg=Decimal(ufemg) if ufemg else None,
+            percent=Decimal(percent) if percent else None,
+        )
+    except (BillingError, ValueError) as e:
+        raise _fail(e) from None
+    typer.echo(str(fid))
+
+
+@billing_app.command("statement")
+def billing_statement(
+    ctx: typer.Context,
+    invoice: Annotated[list[int] | None, typer.Argument(help="Invoice ids.")] = None,
+    month: Annotated[str | None, typer.Option(help="Every issued invoice of a month.")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("statements"),
+) -> None:
+    """Write DAE statements: one PDF per invoice and one CSV for the finance systems."""
+    service = _service(ctx)
+    lc = service.lifecycle
+    ids = list(invoice or [])
+    if month:
+        ids += [i.id for i in lc.list_invoices(month=month) if i.status in ("issued", "paid")]
+    if not ids:
+        raise _fail(ValueError("no invoices given (ids or --month with issued invoices)"))
+    out.mkdir(parents=True, exist_ok=True)
+    statements = []
+    try:
+        for i in ids:
+            inv, lines = lc.get(i)
+            s = Statement(inv, lines, service.ref.dae)
+            write_statement_pdf(s, out / f"dae-{inv.dae_reference}.pdf")
+            statements.append(s)
+    except BillingError as e:
+        raise _fail(e) from None
+    csv_path = out / (f"dae-{month}.csv" if month else f"dae-{ids[0]}.csv")
+    csv_path.write_text(statement_csv(statements), encoding="utf-8")
+    err.print(f"[green]{len(statements)} DAE statements[/] in {out} (CSV {csv_path.name})")
+    print_json(
+        {"pdf": [f"dae-{s.inv.dae_reference}.pdf" for s in statements], "csv": csv_path.name}
+    )
+
+
+@billing_app.command("analysis-fee")
+def billing_analysis_fee(
+    ctx: typer.Context,
+    payer: Annotated[str, typer.Option(help="Requester's name.")],
+    cnpj: Annotated[str | None, typer.Option(help="Requester's CNPJ.")] = None,
+    on: Annotated[str | None, typer.Option(help="UFEMG of this date (default today).")] = None,
+) -> None:
+    """Issue the Art. 9 DAE of 50 UFEMG that starts a request (no budget before it is paid)."""
+    service = _service(ctx)
+    day = date.fromisoformat(on) if on else datetime.now(UTC).date()
+    try:
+        rate, lines = analysis_fee_lines(day, service.ref.ufemg)
+        inv = service.lifecycle.create_request_invoice(
+            kind="analysis_fee", payer_name=payer, payer_cnpj=cnpj, lines=lines, brl_per_ufemg=rate
+        )
+    except BillingError as e:
+        raise _fail(e) from None
+    print_json(_to_json(inv))
+
+
+@billing_app.command("budget")
+def billing_budget(
+    ctx: typer.Context,
+    items: Annotated[Path, typer.Option(help="Cost items (TOML [[items]]).", exists=True)],
+    on: Annotated[str | None, typer.Option(help="Prices in force on (default today).")] = None,
+    requested: Annotated[str | None, typer.Option(help="Request formalized on.")] = None,
+    modality: Annotated[str, typer.Option(help="on_demand or continuous.")] = "on_demand",
+    payer: Annotated[str | None, typer.Option(help="Issue its DAE to this payer.")] = None,
+    cnpj: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Quote a budget (Art. 12: Σ quantity × unit value per Art. 6 cost item); --payer issues it."""
+    service = _service(ctx)
+    today = datetime.now(UTC).date()
+    day = date.fromisoformat(on) if on else today
+    try:
+        budget = compute_budget(
+            load_budget_items(items),
+            on=day,
+            requested_on=date.fromisoformat(requested) if requested else day,
+            cost_items=service.ref.cost_items,
+            ufemg=service.ref.ufemg,
+            modality=modality,
+        )
+        out: dict[str, object] = {"budget": _to_json(budget)}
+        if payer:
+            inv = service.lifecycle.create_request_invoice(
+                kind="on_demand",
+                payer_name=payer,
+                payer_cnpj=cnpj,
+                lines=budget.lines,
+                brl_per_ufemg=budget.brl_per_ufemg,
+            )
+            out["invoice"] = _to_json(inv)
+    except (BillingError, KeyError) as e:
+        raise _fail(e) from None
+    print_json(out)
+
+
+@billing_app.command("scheduler")
+def billing_scheduler(ctx: typer.Context) -> None:
+    """Run the monthly job (day 1, 06:00 America/Sao_Paulo) in the foreground until stopped."""
+    from dataflow.billing.jobs import make_scheduler, schedule_monthly
+
+    settings: Settings = ctx.obj
+    engine = make_engine(settings.database_url)
+    scheduler = make_scheduler(engine, blocking=True)
+    schedule_monthly(
+        scheduler,
+        database_url=settings.database_url,
+        datasets_dir=settings.datasets_dir,
+        grace_days=settings.billing_grace_days,
+    )
+    err.print("billing scheduler started (Ctrl-C to stop); job store: the control-plane DB")
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
