@@ -60,12 +60,15 @@ __all__ = ["ContractsService", "current_contract"]
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 _CLOSED = (ContractState.ENDED, ContractState.CANCELLED)
+_IN_FORCE = (ContractState.ACTIVE, ContractState.EXTENDED, ContractState.SUSPENDED)
 
 
 def current_contract(contracts_of_partner: list[Contract]) -> Contract | None:
-    """The newest contract still open, else the newest one (ended or cancelled)."""
+    """The contract that governs access: the newest one in force, else the newest still open
+    (a pending request), else the newest closed one."""
+    in_force = [c for c in contracts_of_partner if c.state in _IN_FORCE]
     open_ = [c for c in contracts_of_partner if c.state not in _CLOSED]
-    pool = open_ or contracts_of_partner
+    pool = in_force or open_ or contracts_of_partner
     return max(pool, key=lambda c: c.id) if pool else None
 
 
