@@ -7,6 +7,7 @@ to read another partner's data.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import msgspec
@@ -39,7 +40,12 @@ async def account(request: Request[Any, Any, Any], state: State) -> Response[byt
         }
 
     body = await asyncio.to_thread(load)
-    return Response(msgspec.json.encode(body), media_type="application/json")
+    # which worker answered, and so whose snapshot of the entitlement this is (ops, e2e tests)
+    return Response(
+        msgspec.json.encode(body),
+        media_type="application/json",
+        headers={"X-Dataflow-Worker": str(os.getpid())},
+    )
 
 
 @get("/usage.csv")
