@@ -10,6 +10,7 @@ from dataflow.billing.cli import billing_app
 from dataflow.contracts.cli import (
     audit_app,
     contract_app,
+    db_app,
     key_app,
     member_app,
     partner_app,
@@ -36,6 +37,7 @@ app.add_typer(sanction_app, name="sanction")
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
 app.add_typer(staff_app, name="staff")
+app.add_typer(db_app, name="db")
 app.add_typer(billing_app, name="billing")
 app.command("serve")(serve)
 

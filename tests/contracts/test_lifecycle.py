@@ -221,9 +221,13 @@ def test_migration_mid_month_starts_billing_on_the_migration_date(
 ) -> None:
     p = service.register_partner("Lab", Plan.SANDBOX)
     c = service.authorize_sandbox(
-        p.id, start=date(2026, 1, 5), end=date(2027, 1, 4), secrecy_term_accepted=True,
-        monthly_cap=50_000, tables=frozenset({"t1"}),
-    )  # fmt: skip
+        p.id,
+        start=date(2026, 1, 5),
+        end=date(2027, 1, 4),
+        secrecy_term_accepted=True,
+        monthly_cap=50_000,
+        tables=frozenset({"t1"}),
+    )
     service.transition(c.id, Event.ACTIVATE)
     clock.advance(days=13)  # 2026-03-15
     before = service.contract(c.id)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
@@ -27,3 +29,11 @@ def test_audit_log_is_append_only_in_the_database(database_url: str) -> None:
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), service.engine.begin() as conn:
             conn.execute(sa.text(statement))
     assert all(e.actor == "system" for e in service.audit())
+
+
+def test_concurrent_start_ups_migrate_once(database_url: str) -> None:
+    """Server workers start together: one migrates, the others wait and find it at head."""
+    engines = [make_engine(database_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(ensure_schema, engines))
+    assert schema_diff(engines[0]) == []

@@ -26,6 +26,7 @@ from dataflow.settings import Settings
 __all__ = [
     "audit_app",
     "contract_app",
+    "db_app",
     "key_app",
     "member_app",
     "partner_app",
@@ -493,3 +494,53 @@ def staff_revoke(ctx: typer.Context, key_id: str) -> None:
         typer.echo(f"error: no active staff credential {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+# -- database schema --------------------------------------------------------------------------
+
+db_app = typer.Typer(help="The control-plane database schema (Alembic).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Bring the database to the newest revision (every command does this on start-up)."""
+    from dataflow.contracts.schema import ensure_schema
+
+    settings: Settings = ctx.obj
+    ensure_schema(make_engine(settings.database_url))
+    typer.echo("database at head")
+
+
+@db_app.command("check")
+def db_check(ctx: typer.Context) -> None:
+    """Exit 1 if the tables in code and the migrated database differ (a revision is missing)."""
+    from dataflow.contracts.schema import ensure_schema, schema_diff
+
+    settings: Settings = ctx.obj
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine)
+    diff = schema_diff(engine)
+    for change in diff:
+        typer.echo(repr(change))
+    if diff:
+        typer.echo("error: add a revision (`dataflow db revision -m WHY`)", err=True)
+        raise typer.Exit(1)
+    typer.echo("migrations match the tables")
+
+
+@db_app.command("revision")
+def db_revision(
+    ctx: typer.Context, message: Annotated[str, typer.Option("-m", "--message")]
+) -> None:
+    """Autogenerate a revision from the difference between the tables and the database."""
+    from alembic import command
+
+    from dataflow.contracts.schema import alembic_config, ensure_schema
+
+    settings: Settings = ctx.obj
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.revision(cfg, message=message, autogenerate=True)
