@@ -7,7 +7,17 @@ import typer
 from dataflow.aggregation.cli import data_app, release_app
 from dataflow.api.cli import serve
 from dataflow.billing.cli import billing_app
-from dataflow.contracts.cli import key_app, partner_app
+from dataflow.contracts.cli import (
+    audit_app,
+    contract_app,
+    db_app,
+    key_app,
+    member_app,
+    partner_app,
+    report_app,
+    sanction_app,
+    staff_app,
+)
 from dataflow.settings import Settings, SettingsError
 
 __all__ = ["app", "main"]
@@ -21,6 +31,13 @@ app.add_typer(data_app, name="data")
 app.add_typer(release_app, name="release")
 app.add_typer(partner_app, name="partner")
 app.add_typer(key_app, name="key")
+app.add_typer(contract_app, name="contract")
+app.add_typer(member_app, name="member")
+app.add_typer(sanction_app, name="sanction")
+app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
+app.add_typer(staff_app, name="staff")
+app.add_typer(db_app, name="db")
 app.add_typer(billing_app, name="billing")
 app.command("serve")(serve)
 

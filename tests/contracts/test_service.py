@@ -1,19 +1,22 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 
-from dataflow.contracts.errors import PartnerNotFound
+from dataflow.contracts.errors import InvalidInput, KeyNotFound, MemberNotFound, PartnerNotFound
 from dataflow.contracts.keys import parse_key, secret_matches
-from dataflow.contracts.models import Plan
-from dataflow.contracts.repository import make_engine
+from dataflow.contracts.models import PartnerStatus, Plan, SanctionKind
 from dataflow.contracts.service import ContractsService
 
+from .conftest import Clock
 
-@pytest.fixture
-def service(database_url: str) -> ContractsService:
-    return ContractsService(make_engine(database_url))
+
+def _key_id(key: str) -> str:
+    parsed = parse_key(key)
+    assert parsed is not None
+    return parsed[0]
 
 
 def test_partner_and_key_lifecycle(service: ContractsService) -> None:
@@ -24,11 +27,15 @@ def test_partner_and_key_lifecycle(service: ContractsService) -> None:
     key_id, secret = parsed
     [cred] = service.credentials()
     assert (cred.key_id, cred.partner_id) == (key_id, partner.id)
+    assert cred.member_id == service.members(partner.id)[0].id
     assert secret not in cred.secret_hash and secret_matches(secret, cred.secret_hash)
     assert service.entitlements()[partner.id].monthly_cap == 100
     assert service.revoke_key(key_id)
     assert not service.revoke_key(key_id)
     assert service.credentials() == []
+    entries = service.audit(entity="key")
+    assert [e.action for e in entries] == ["key.create", "key.revoke"]
+    assert all("secret_hash" not in (e.after or {}) for e in entries)
 
 
 def test_entitlement_window_from_contract(service: ContractsService) -> None:
@@ -41,6 +48,97 @@ def test_entitlement_window_from_contract(service: ContractsService) -> None:
 def test_key_for_unknown_partner(service: ContractsService) -> None:
     with pytest.raises(PartnerNotFound, match="999"):
         service.create_key(999)
+
+
+def test_cnpj_numeric_and_alphanumeric(service: ContractsService) -> None:
+    assert service.create_partner("A", Plan.SANDBOX, cnpj="11.222.333/0001-81").cnpj == (
+        "11222333000181"
+    )
+    assert service.register_partner("B", Plan.SANDBOX, cnpj="12.ABC.345/01DE-35").cnpj == (
+        "12ABC34501DE35"
+    )
+    for bad in ("11.222.333/0001-82", "12.ABC.345/01DE-36", "123"):
+        with pytest.raises(InvalidInput, match="not a valid CNPJ"):
+            service.register_partner("C", Plan.SANDBOX, cnpj=bad)
+    with pytest.raises(InvalidInput, match="already registered"):
+        service.register_partner("D", Plan.SANDBOX, cnpj="11222333000181")
+    assert len(service.partners()) == 2
+
+
+def test_only_team_members_hold_keys(service: ContractsService) -> None:
+    p = service.create_partner("Acme", Plan.CONTINUOUS)
+    other = service.create_partner("Other", Plan.CONTINUOUS)
+    ana = service.add_member(p.id, "Ana")
+    with pytest.raises(InvalidInput, match="2 team members"):
+        service.create_key(p.id)
+    with pytest.raises(MemberNotFound):  # a member of another partner
+        service.create_key(p.id, member_id=service.members(other.id)[0].id)
+    k1 = service.create_key(p.id, member_id=ana.id, tables=frozenset({"t1"}))
+    k2 = service.create_key(p.id, member_id=ana.id)
+    rep_key = service.create_key(p.id, member_id=service.members(p.id)[0].id)
+    creds = {c.key_id: c for c in service.credentials()}
+    assert creds[_key_id(k1)].tables == frozenset({"t1"})
+    revoked = service.remove_member(ana.id, actor="op")
+    assert sorted(revoked) == sorted([_key_id(k1), _key_id(k2)])
+    assert {c.key_id for c in service.credentials()} == {_key_id(rep_key)}
+    with pytest.raises(MemberNotFound):
+        service.create_key(p.id, member_id=ana.id)
+    with pytest.raises(MemberNotFound):
+        service.remove_member(ana.id)
+    reasons = {k.key_id: k.revoke_reason for k in service.keys(p.id)}
+    assert reasons[_key_id(k1)] == "member removed from the authorized team"
+
+
+def test_rotate_replaces_the_key(service: ContractsService) -> None:
+    p = service.create_partner("Acme", Plan.CONTINUOUS)
+    old = service.create_key(p.id, tables=frozenset({"t"}))
+    new = service.rotate_key(_key_id(old))
+    [cred] = service.credentials()
+    assert cred.key_id == _key_id(new) and cred.tables == frozenset({"t"})
+    with pytest.raises(KeyNotFound):
+        service.rotate_key(_key_id(old))
+
+
+def test_sanctions(service: ContractsService, clock: Clock) -> None:
+    p = service.create_partner("Acme", Plan.CONTINUOUS)
+    w = service.warn(p.id, "late monitoring report")
+    assert service.entitlement(p.id).status is PartnerStatus.ACTIVE  # a warning blocks nothing
+    f = service.fine(p.id, "breach", "1234.5")
+    assert (f.kind, f.amount_ufemg) == (SanctionKind.FINE, "1234.5000")
+    assert Decimal(f.amount_ufemg or "") == Decimal("1234.5")
+    for bad in ("0", "-3", "abc", "NaN"):
+        with pytest.raises(InvalidInput):
+            service.fine(p.id, "breach", bad)
+    s = service.suspend(p.id, "CGMD-SEF deliberation 7/2026", days=2)
+    ent = service.entitlement(p.id)
+    assert ent.status is PartnerStatus.SUSPENDED and "sanction" in (ent.status_reason or "")
+    clock.advance(days=1, hours=23)
+    assert service.entitlement(p.id).status is PartnerStatus.SUSPENDED
+    clock.advance(hours=1)  # the period is over: access resumes by itself
+    assert service.entitlement(p.id).status is PartnerStatus.ACTIVE
+    s2 = service.suspend(p.id, "again")  # open-ended until lifted
+    assert service.entitlement(p.id).status is PartnerStatus.SUSPENDED
+    service.lift(s2.id, actor="op")
+    assert service.entitlement(p.id).status is PartnerStatus.ACTIVE
+    with pytest.raises(InvalidInput):
+        service.suspend(p.id, "past", until=clock.now - timedelta(days=1))
+    actions = [e.action for e in service.audit(entity="sanction")]
+    assert actions == [
+        "sanction.warning",
+        "sanction.fine",
+        "sanction.suspension",
+        "sanction.suspension",
+        "sanction.lift",
+    ]
+    assert {x.id for x in service.sanctions(p.id)} == {w.id, f.id, s.id, s2.id}
+
+
+def test_a_pending_partner_gets_no_data(service: ContractsService) -> None:
+    p = service.register_partner("New", Plan.SANDBOX)
+    ent = service.entitlement(p.id)
+    assert ent.status is PartnerStatus.PENDING
+    service.suspend(p.id, "pre-emptive")
+    assert service.entitlement(p.id).status is PartnerStatus.PENDING
 
 
 def test_usage_ledger_is_idempotent(service: ContractsService) -> None:

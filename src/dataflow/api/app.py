@@ -9,6 +9,7 @@ from litestar.datastructures import State
 
 from dataflow.aggregation.catalog import load_release
 from dataflow.aggregation.release import newest_release
+from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
 from dataflow.api.errors import exception_handlers
 from dataflow.api.routes import routes
@@ -57,7 +58,7 @@ def create_app(
             await api.meter.aclose()
 
     return Litestar(
-        route_handlers=routes,
+        route_handlers=[*routes, admin_router, account_router],
         state=State({"api": api}),
         exception_handlers=exception_handlers,
         on_startup=[_start],

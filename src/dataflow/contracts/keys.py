@@ -10,26 +10,35 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["KEY_PREFIX", "hash_secret", "new_key", "parse_key", "secret_matches"]
+__all__ = [
+    "KEY_PREFIX",
+    "STAFF_PREFIX",
+    "hash_secret",
+    "new_key",
+    "parse_key",
+    "secret_matches",
+]
 
 KEY_PREFIX = "df"
+STAFF_PREFIX = "dfa"  # admin/finance credentials: never accepted where a partner key is
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_key() -> tuple[str, str, str]:
+def new_key(prefix: str = KEY_PREFIX) -> tuple[str, str, str]:
     """(key id, secret, full key). The full key is shown once and never stored."""
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    return key_id, secret, f"{KEY_PREFIX}_{key_id}_{secret}"
+    return key_id, secret, f"{prefix}_{key_id}_{secret}"
 
 
-def parse_key(token: str) -> tuple[str, str] | None:
-    prefix, _, rest = token.partition("_")
+def parse_key(token: str, prefix: str = KEY_PREFIX) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key with ``prefix``; None otherwise."""
+    head, _, rest = token.partition("_")
     key_id, _, secret = rest.partition("_")
-    if prefix != KEY_PREFIX or len(key_id) != 16 or not secret:
+    if head != prefix or len(key_id) != 16 or not secret:
         return None
     return key_id, secret
 

@@ -7,7 +7,24 @@ from enum import StrEnum
 
 import msgspec
 
-__all__ = ["ApiKeyRecord", "Entitlement", "KeyCredential", "Partner", "PartnerStatus", "Plan"]
+__all__ = [
+    "ApiKeyRecord",
+    "AuditEntry",
+    "Contact",
+    "Contract",
+    "ContractKind",
+    "ContractState",
+    "Entitlement",
+    "KeyCredential",
+    "Member",
+    "Partner",
+    "PartnerStatus",
+    "Plan",
+    "Role",
+    "Sanction",
+    "SanctionKind",
+    "StaffCredential",
+]
 
 
 class Plan(StrEnum):
@@ -20,6 +37,43 @@ class PartnerStatus(StrEnum):
     SUSPENDED = "suspended"
     ENDED = "ended"
     CANCELLED = "cancelled"
+    PENDING = "pending"  # request or authorization not yet in force: no data yet
+
+
+class ContractKind(StrEnum):
+    SANDBOX = "sandbox"  # Art. 18–42: price waived, window ≤ 12 (+6) months
+    CONTINUOUS = "continuous"  # Art. 8 II, 13: on-line integration, billed monthly
+    ON_DEMAND = "on_demand"  # Art. 8 I, 12: one-time package priced by a budget
+
+
+class ContractState(StrEnum):
+    # paid supply
+    REQUESTED = "requested"
+    FEE_PAID = "fee_paid"
+    BUDGET_ISSUED = "budget_issued"
+    ACCEPTED = "accepted"
+    # sandbox
+    AUTHORIZED = "authorized"
+    EXTENDED = "extended"
+    # both
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class SanctionKind(StrEnum):
+    WARNING = "warning"
+    SUSPENSION = "suspension"
+    FINE = "fine"
+
+
+class Role(StrEnum):
+    """Staff roles of the admin/finance API."""
+
+    OPERATOR = "operator"  # STI: partners, contracts, team, keys, sanctions
+    FINANCE = "finance"  # SAIF: fees, budgets, acceptance, fines, usage reports
+    AUDITOR = "auditor"  # read-only, including the audit log
 
 
 class Entitlement(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +89,7 @@ class Entitlement(msgspec.Struct, frozen=True, kw_only=True):
     tables: frozenset[str] | None = None  # None: every table of the release
     rate_per_second: int | None = None
     rate_per_minute: int | None = None
+    contract_id: int | None = None
 
 
 class KeyCredential(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +102,15 @@ class KeyCredential(msgspec.Struct, frozen=True, kw_only=True):
     tables: frozenset[str] | None = None  # key scope; None: the partner's entitlement decides
 
 
+class StaffCredential(msgspec.Struct, frozen=True, kw_only=True):
+    """An active admin/finance credential (separate from partner keys)."""
+
+    key_id: str
+    name: str
+    role: Role
+    secret_hash: str
+
+
 class Partner(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     name: str
@@ -54,6 +118,52 @@ class Partner(msgspec.Struct, frozen=True, kw_only=True):
     monthly_cap: int | None
     contract_toml: str | None
     created_at: datetime
+    cnpj: str | None = None
+
+
+class Contact(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    partner_id: int
+    kind: str
+    name: str
+    email: str | None
+    phone: str | None
+
+
+class Contract(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    partner_id: int
+    kind: ContractKind
+    state: ContractState
+    modality: str
+    resume_state: ContractState | None = None
+    terms_toml: str | None = None
+    sla: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    monthly_cap: int | None = None
+    tables: frozenset[str] | None = None
+    rate_per_second: int | None = None
+    rate_per_minute: int | None = None
+    secrecy_term_accepted: bool = False
+    requested_at: datetime | None = None
+    fee_paid_at: datetime | None = None
+    budget_due: date | None = None
+    budget_issued_at: datetime | None = None
+    budget_ufemg: str | None = None
+    accepted_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    successor_id: int | None = None
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    partner_id: int
+    name: str
+    email: str | None
+    added_at: datetime
+    removed_at: datetime | None = None
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,4 +171,32 @@ class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     partner_id: int
     secret_hash: str
     created_at: datetime
+    member_id: int | None = None
+    tables: frozenset[str] | None = None
     revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+class Sanction(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    partner_id: int
+    kind: SanctionKind
+    reason: str
+    imposed_at: datetime
+    starts_at: datetime
+    until: datetime | None
+    amount_ufemg: str | None
+    lifted_at: datetime | None
+    imposed_by: str
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    partner_id: int | None
+    before: dict[str, object] | None
+    after: dict[str, object] | None

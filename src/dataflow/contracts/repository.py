@@ -1,17 +1,56 @@
-"""The SQL store: engine creation and the queries of the control plane."""
+"""The SQL store: engine creation, row mapping and the audit trail. Callers own the transaction."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+import msgspec
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
-from dataflow.contracts.models import ApiKeyRecord, KeyCredential, Partner, Plan
-from dataflow.contracts.tables import api_keys, metadata, partners, usage_ledger
+from dataflow.contracts.models import (
+    AuditEntry,
+    Contact,
+    Contract,
+    ContractKind,
+    ContractState,
+    Member,
+    Partner,
+    Plan,
+    Sanction,
+    SanctionKind,
+)
+from dataflow.contracts.tables import (
+    audit_log,
+    contacts,
+    contracts,
+    members,
+    partners,
+    sanctions,
+    usage_ledger,
+)
 
-__all__ = ["ContractsRepository", "make_engine"]
+__all__ = [
+    "ContractsRepository",
+    "as_utc",
+    "decode_tables",
+    "encode_tables",
+    "make_engine",
+    "snapshot",
+]
 
 
 def make_engine(database_url: str) -> Engine:
@@ -35,101 +74,244 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; we only ever store UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def encode_tables(tables: frozenset[str] | None) -> str | None:
+    return None if tables is None else json.dumps(sorted(tables))
+
+
+def decode_tables(raw: str | None) -> frozenset[str] | None:
+    return None if raw is None else frozenset(json.loads(raw))
+
+
+def snapshot(obj: msgspec.Struct | None) -> dict[str, Any] | None:
+    """A JSON-ready picture of a value object for the audit log (secrets never included)."""
+    if obj is None:
+        return None
+    data: dict[str, Any] = msgspec.to_builtins(obj)
+    data.pop("secret_hash", None)
+    return data
+
+
+def _partner(r: RowMapping) -> Partner:
+    return Partner(
+        id=r["id"],
+        name=r["name"],
+        cnpj=r["cnpj"],
+        plan=Plan(r["plan"]),
+        monthly_cap=r["monthly_cap"],
+        contract_toml=r["contract_toml"],
+        created_at=as_utc(r["created_at"]) or r["created_at"],
+    )
+
+
+def _contract(r: RowMapping) -> Contract:
+    return Contract(
+        id=r["id"],
+        partner_id=r["partner_id"],
+        kind=ContractKind(r["kind"]),
+        state=ContractState(r["state"]),
+        resume_state=ContractState(r["resume_state"]) if r["resume_state"] else None,
+        modality=r["modality"],
+        terms_toml=r["terms_toml"],
+        sla=r["sla"],
+        start_date=r["start_date"],
+        end_date=r["end_date"],
+        monthly_cap=r["monthly_cap"],
+        tables=decode_tables(r["tables"]),
+        rate_per_second=r["rate_per_second"],
+        rate_per_minute=r["rate_per_minute"],
+        secrecy_term_accepted=bool(r["secrecy_term_accepted"]),
+        requested_at=as_utc(r["requested_at"]),
+        fee_paid_at=as_utc(r["fee_paid_at"]),
+        budget_due=r["budget_due"],
+        budget_issued_at=as_utc(r["budget_issued_at"]),
+        budget_ufemg=r["budget_ufemg"],
+        accepted_at=as_utc(r["accepted_at"]),
+        ended_at=as_utc(r["ended_at"]),
+        end_reason=r["end_reason"],
+        successor_id=r["successor_id"],
+    )
+
+
+def _member(r: RowMapping) -> Member:
+    return Member(
+        id=r["id"],
+        partner_id=r["partner_id"],
+        name=r["name"],
+        email=r["email"],
+        added_at=as_utc(r["added_at"]) or r["added_at"],
+        removed_at=as_utc(r["removed_at"]),
+    )
+
+
+def _sanction(r: RowMapping) -> Sanction:
+    return Sanction(
+        id=r["id"],
+        partner_id=r["partner_id"],
+        kind=SanctionKind(r["kind"]),
+        reason=r["reason"],
+        imposed_at=as_utc(r["imposed_at"]) or r["imposed_at"],
+        starts_at=as_utc(r["starts_at"]) or r["starts_at"],
+        until=as_utc(r["until"]),
+        amount_ufemg=r["amount_ufemg"],
+        lifted_at=as_utc(r["lifted_at"]),
+        imposed_by=r["imposed_by"],
+    )
+
+
+def _contact(r: RowMapping) -> Contact:
+    return Contact(
+        id=r["id"],
+        partner_id=r["partner_id"],
+        kind=r["kind"],
+        name=r["name"],
+        email=r["email"],
+        phone=r["phone"],
+    )
+
+
+def _audit(r: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        id=r["id"],
+        at=as_utc(r["at"]) or r["at"],
+        actor=r["actor"],
+        action=r["action"],
+        entity=r["entity"],
+        entity_id=r["entity_id"],
+        partner_id=r["partner_id"],
+        before=json.loads(r["before"]) if r["before"] else None,
+        after=json.loads(r["after"]) if r["after"] else None,
+    )
+
+
 class ContractsRepository:
     """Stateless queries; the caller owns the connection and the transaction."""
 
     @staticmethod
-    def create_schema(engine: Engine) -> None:
-        metadata.create_all(engine)
+    def insert(conn: Connection, table: Table, **values: Any) -> int:
+        pk = next(iter(table.primary_key.columns))
+        return int(conn.execute(insert(table).values(**values).returning(pk)).scalar_one())
 
     @staticmethod
-    def add_partner(
+    def audit(
         conn: Connection,
         *,
-        name: str,
-        plan: Plan,
-        monthly_cap: int | None,
-        contract_toml: str | None,
-    ) -> Partner:
-        now = datetime.now(UTC)
-        pid = conn.execute(
-            insert(partners)
-            .values(
-                name=name,
-                plan=plan.value,
-                monthly_cap=monthly_cap,
-                contract_toml=contract_toml,
-                created_at=now,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: object,
+        partner_id: int | None,
+        before: msgspec.Struct | None = None,
+        after: msgspec.Struct | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        def dump(obj: msgspec.Struct | None) -> str | None:
+            data = snapshot(obj)
+            return None if data is None else json.dumps(data, sort_keys=True, default=str)
+
+        conn.execute(
+            insert(audit_log).values(
+                at=at or datetime.now(UTC),
+                actor=actor,
+                action=action,
+                entity=entity,
+                entity_id=str(entity_id),
+                partner_id=partner_id,
+                before=dump(before),
+                after=dump(after),
             )
-            .returning(partners.c.id)
-        ).scalar_one()
-        return Partner(
-            id=pid,
-            name=name,
-            plan=plan,
-            monthly_cap=monthly_cap,
-            contract_toml=contract_toml,
-            created_at=now,
         )
+
+    @staticmethod
+    def audit_entries(
+        conn: Connection,
+        *,
+        partner_id: int | None = None,
+        entity: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[AuditEntry]:
+        q = select(audit_log).order_by(audit_log.c.id)
+        if partner_id is not None:
+            q = q.where(audit_log.c.partner_id == partner_id)
+        if entity is not None:
+            q = q.where(audit_log.c.entity == entity)
+        if action is not None:
+            q = q.where(audit_log.c.action == action)
+        if since is not None:
+            q = q.where(audit_log.c.at >= since)
+        rows = conn.execute(q.limit(limit)).mappings().all()
+        return [_audit(r) for r in rows]
 
     @staticmethod
     def get_partner(conn: Connection, partner_id: int) -> Partner | None:
         row = conn.execute(select(partners).where(partners.c.id == partner_id)).mappings().first()
-        if row is None:
-            return None
-        return Partner(
-            id=row["id"],
-            name=row["name"],
-            plan=Plan(row["plan"]),
-            monthly_cap=row["monthly_cap"],
-            contract_toml=row["contract_toml"],
-            created_at=row["created_at"],
-        )
-
-    @staticmethod
-    def add_key(conn: Connection, record: ApiKeyRecord) -> None:
-        conn.execute(
-            insert(api_keys).values(
-                key_id=record.key_id,
-                partner_id=record.partner_id,
-                secret_hash=record.secret_hash,
-                created_at=record.created_at,
-            )
-        )
-
-    @staticmethod
-    def revoke_key(conn: Connection, key_id: str) -> bool:
-        res = conn.execute(
-            update(api_keys)
-            .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        )
-        return res.rowcount > 0
-
-    @staticmethod
-    def credentials(conn: Connection) -> list[KeyCredential]:
-        """Every unrevoked key."""
-        rows = conn.execute(
-            select(api_keys.c.key_id, api_keys.c.secret_hash, api_keys.c.partner_id).where(
-                api_keys.c.revoked_at.is_(None)
-            )
-        ).all()
-        return [KeyCredential(key_id=r[0], secret_hash=r[1], partner_id=r[2]) for r in rows]
+        return None if row is None else _partner(row)
 
     @staticmethod
     def partners(conn: Connection) -> list[Partner]:
-        rows = conn.execute(select(partners)).mappings().all()
-        return [
-            Partner(
-                id=r["id"],
-                name=r["name"],
-                plan=Plan(r["plan"]),
-                monthly_cap=r["monthly_cap"],
-                contract_toml=r["contract_toml"],
-                created_at=r["created_at"],
-            )
-            for r in rows
-        ]
+        rows = conn.execute(select(partners).order_by(partners.c.id)).mappings().all()
+        return [_partner(r) for r in rows]
+
+    @staticmethod
+    def update_partner(conn: Connection, partner_id: int, **values: Any) -> None:
+        conn.execute(update(partners).where(partners.c.id == partner_id).values(**values))
+
+    @staticmethod
+    def get_contract(conn: Connection, contract_id: int, *, lock: bool = False) -> Contract | None:
+        q = select(contracts).where(contracts.c.id == contract_id)
+        if lock:  # serialises concurrent transitions on PostgreSQL (SQLite locks the database)
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
+        return None if row is None else _contract(row)
+
+    @staticmethod
+    def contracts(conn: Connection, partner_id: int | None = None) -> list[Contract]:
+        q = select(contracts).order_by(contracts.c.id)
+        if partner_id is not None:
+            q = q.where(contracts.c.partner_id == partner_id)
+        return [_contract(r) for r in conn.execute(q).mappings().all()]
+
+    @staticmethod
+    def update_contract(conn: Connection, contract_id: int, **values: Any) -> None:
+        conn.execute(update(contracts).where(contracts.c.id == contract_id).values(**values))
+
+    @staticmethod
+    def get_member(conn: Connection, member_id: int) -> Member | None:
+        row = conn.execute(select(members).where(members.c.id == member_id)).mappings().first()
+        return None if row is None else _member(row)
+
+    @staticmethod
+    def members(conn: Connection, partner_id: int, *, active_only: bool = True) -> list[Member]:
+        q = select(members).where(members.c.partner_id == partner_id).order_by(members.c.id)
+        if active_only:
+            q = q.where(members.c.removed_at.is_(None))
+        return [_member(r) for r in conn.execute(q).mappings().all()]
+
+    @staticmethod
+    def contacts(conn: Connection, partner_id: int) -> list[Contact]:
+        q = select(contacts).where(contacts.c.partner_id == partner_id).order_by(contacts.c.id)
+        return [_contact(r) for r in conn.execute(q).mappings().all()]
+
+    @staticmethod
+    def get_sanction(conn: Connection, sanction_id: int) -> Sanction | None:
+        q = select(sanctions).where(sanctions.c.id == sanction_id)
+        row = conn.execute(q).mappings().first()
+        return None if row is None else _sanction(row)
+
+    @staticmethod
+    def sanctions(conn: Connection, partner_id: int | None = None) -> list[Sanction]:
+        q = select(sanctions).order_by(sanctions.c.id)
+        if partner_id is not None:
+            q = q.where(sanctions.c.partner_id == partner_id)
+        return [_sanction(r) for r in conn.execute(q).mappings().all()]
 
     @staticmethod
     def record_usage(conn: Connection, *, partner_id: int, month: str, accesses: int) -> None:
@@ -164,3 +346,12 @@ class ContractsRepository:
             )
         ).scalar_one_or_none()
         return int(value or 0)
+
+    @staticmethod
+    def usage_by_month(conn: Connection, partner_id: int) -> dict[str, int]:
+        rows = conn.execute(
+            select(usage_ledger.c.month, usage_ledger.c.accesses).where(
+                usage_ledger.c.partner_id == partner_id
+            )
+        ).all()
+        return {str(r[0]): int(r[1]) for r in rows}

@@ -1,0 +1,72 @@
+"""``/v1/account``: a partner's own contract, team, sanctions and monitoring report (Art. 38–39).
+
+The partner is always the caller's (from its key): there is no partner id to ask for, so no way
+to read another partner's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, Router, get
+from litestar.datastructures import State
+
+from dataflow.api.admin.errors import contracts_exception_handlers
+from dataflow.api.state import ApiState
+from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
+from dataflow.contracts.service import current_contract
+
+__all__ = ["account_router"]
+
+
+@get("/")
+async def account(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    api: ApiState = state.api
+    caller = await api.keys.authenticate(request)
+    pid = caller.partner_id
+
+    def load() -> dict[str, Any]:
+        partner = api.contracts.partner(pid)
+        return {
+            "partner": {"id": partner.id, "name": partner.name, "cnpj": partner.cnpj},
+            "entitlement": caller.entitlement,
+            "contract": current_contract(api.contracts.contracts(pid)),
+            "team": [{"id": m.id, "name": m.name} for m in api.contracts.members(pid)],
+            "key": {"key_id": caller.key_id, "member_id": caller.key.member_id},
+            "sanctions": api.contracts.sanctions(pid),
+        }
+
+    body = await asyncio.to_thread(load)
+    # which worker answered, and so whose snapshot of the entitlement this is (ops, e2e tests)
+    return Response(
+        msgspec.json.encode(body),
+        media_type="application/json",
+        headers={"X-Dataflow-Worker": str(os.getpid())},
+    )
+
+
+@get("/usage.csv")
+async def account_usage_csv(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    api: ApiState = state.api
+    caller = await api.keys.authenticate(request)
+    rows = await asyncio.to_thread(usage_report, api.contracts, caller.partner_id)
+    return Response(usage_csv(rows).encode(), media_type="text/csv")
+
+
+@get("/usage.png")
+async def account_usage_png(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    api: ApiState = state.api
+    caller = await api.keys.authenticate(request)
+    rows = await asyncio.to_thread(usage_report, api.contracts, caller.partner_id)
+    png = await asyncio.to_thread(usage_chart_png, rows, "Your monthly data accesses")
+    return Response(png, media_type="image/png")
+
+
+account_router = Router(
+    path="/v1/account",
+    route_handlers=[account, account_usage_csv, account_usage_png],
+    exception_handlers=contracts_exception_handlers,
+)

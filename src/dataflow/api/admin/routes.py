@@ -1,0 +1,370 @@
+"""``/admin/v1``: staff endpoints over the control plane. Parse, check the role, call one service
+method, answer — every change is audited by the service under the staff member's name.
+
+Roles: operator (STI) manages partners, contracts, team, keys and suspensions; finance (SAIF)
+records fees, budgets, acceptance and fines and reads usage; auditor reads everything, including
+the audit log, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request, Response, Router, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+
+from dataflow.api.admin.auth import require
+from dataflow.api.admin.errors import contracts_exception_handlers
+from dataflow.api.admin.schemas import ContractIn, EventIn, KeyIn, MemberIn, PartnerIn, SanctionIn
+from dataflow.api.state import ApiState
+from dataflow.contracts.errors import InvalidInput, KeyNotFound
+from dataflow.contracts.lifecycle import Event
+from dataflow.contracts.models import ContractKind, Role, SanctionKind
+from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
+from dataflow.contracts.service import ContractsService
+
+__all__ = ["EVENT_ROLES", "admin_router"]
+
+T = TypeVar("T")
+ANY_STAFF = (Role.OPERATOR, Role.FINANCE, Role.AUDITOR)
+OPERATOR = (Role.OPERATOR,)
+FINANCE = (Role.FINANCE,)
+# Money events belong to finance; the rest of the lifecycle to operators.
+EVENT_ROLES = {
+    **dict.fromkeys(Event, OPERATOR),
+    Event.PAY_FEE: FINANCE,
+    Event.ISSUE_BUDGET: FINANCE,
+    Event.ACCEPT: FINANCE,
+}
+JSON = "application/json"
+
+
+def _contracts(state: State) -> ContractsService:
+    api: ApiState = state.api
+    return api.contracts
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Service calls block on the database: run them off the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _json(obj: Any, status: int = 200) -> Response[bytes]:
+    return Response(msgspec.json.encode(obj), media_type=JSON, status_code=status)
+
+
+def _no_hash(obj: msgspec.Struct) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(obj)
+    data.pop("secret_hash", None)
+    return data
+
+
+@get("/partners")
+async def list_partners(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    service = _contracts(state)
+    partners = await _call(service.partners)
+    ents = await _call(service.entitlements)
+    return _json([{"partner": p, "entitlement": ents.get(p.id)} for p in partners])
+
+
+@post("/partners")
+async def create_partner(
+    request: Request[Any, Any, Any], state: State, data: JSONBody[PartnerIn]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    p = await _call(
+        _contracts(state).register_partner,
+        data.name,
+        data.plan,
+        cnpj=data.cnpj,
+        representative=data.representative,
+        email=data.email,
+        actor=staff.actor,
+    )
+    return _json(p, 201)
+
+
+@get("/partners/{partner_id:int}")
+async def show_partner(
+    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    service = _contracts(state)
+
+    def load() -> dict[str, Any]:
+        return {
+            "partner": service.partner(partner_id),
+            "entitlement": service.entitlement(partner_id),
+            "contacts": service.contacts(partner_id),
+            "members": service.members(partner_id, include_removed=True),
+            "sanctions": service.sanctions(partner_id),
+        }
+
+    return _json(await _call(load))
+
+
+@get("/partners/{partner_id:int}/contracts")
+async def partner_contracts(
+    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    service = _contracts(state)
+    await _call(service.partner, partner_id)  # 404 for an unknown partner
+    return _json(await _call(service.contracts, partner_id))
+
+
+@post("/partners/{partner_id:int}/contracts")
+async def create_contract(
+    request: Request[Any, Any, Any],
+    state: State,
+    partner_id: FromPath[int],
+    data: JSONBody[ContractIn],
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    service = _contracts(state)
+    if data.kind is ContractKind.SANDBOX:
+        if data.start is None or data.end is None:
+            raise InvalidInput("window", "a sandbox authorization needs start and end")
+        c = await _call(
+            service.authorize_sandbox,
+            partner_id,
+            start=data.start,
+            end=data.end,
+            modality=data.modality,
+            sla=data.sla,
+            secrecy_term_accepted=data.secrecy_term_accepted,
+            monthly_cap=data.monthly_cap,
+            tables=frozenset(data.tables) if data.tables is not None else None,
+            rate_per_second=data.rate_per_second,
+            rate_per_minute=data.rate_per_minute,
+            actor=staff.actor,
+        )
+    else:
+        c = await _call(
+            service.request_supply, partner_id, data.kind, sla=data.sla, actor=staff.actor
+        )
+    return _json(c, 201)
+
+
+@get("/contracts/{contract_id:int}")
+async def show_contract(
+    request: Request[Any, Any, Any], state: State, contract_id: FromPath[int]
+) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    return _json(await _call(_contracts(state).contract, contract_id))
+
+
+@post("/contracts/{contract_id:int}/events")
+async def contract_event(
+    request: Request[Any, Any, Any],
+    state: State,
+    contract_id: FromPath[int],
+    data: JSONBody[EventIn],
+) -> Response[bytes]:
+    staff = await require(request, state, *EVENT_ROLES[data.event])
+    c = await _call(
+        _contracts(state).transition,
+        contract_id,
+        data.event,
+        actor=staff.actor,
+        budget_ufemg=data.budget_ufemg,
+        terms_toml=data.terms_toml,
+        new_end=data.new_end,
+        reason=data.reason,
+    )
+    return _json(c)
+
+
+@post("/contracts/{contract_id:int}/secrecy")
+async def contract_secrecy(
+    request: Request[Any, Any, Any], state: State, contract_id: FromPath[int]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    return _json(await _call(_contracts(state).accept_secrecy_term, contract_id, actor=staff.actor))
+
+
+@get("/budgets/overdue")
+async def overdue_budgets(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    await require(request, state, Role.FINANCE, Role.OPERATOR)
+    return _json(await _call(_contracts(state).overdue_budgets))
+
+
+@post("/partners/{partner_id:int}/members")
+async def add_member(
+    request: Request[Any, Any, Any],
+    state: State,
+    partner_id: FromPath[int],
+    data: JSONBody[MemberIn],
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    m = await _call(
+        _contracts(state).add_member, partner_id, data.name, email=data.email, actor=staff.actor
+    )
+    return _json(m, 201)
+
+
+@delete("/members/{member_id:int}", status_code=200)
+async def remove_member(
+    request: Request[Any, Any, Any], state: State, member_id: FromPath[int]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    revoked = await _call(_contracts(state).remove_member, member_id, actor=staff.actor)
+    return _json({"member_id": member_id, "revoked_keys": revoked})
+
+
+@get("/partners/{partner_id:int}/keys")
+async def list_keys(
+    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+) -> Response[bytes]:
+    await require(request, state, Role.OPERATOR, Role.AUDITOR)
+    keys = await _call(_contracts(state).keys, partner_id)
+    return _json([_no_hash(k) for k in keys])
+
+
+@post("/partners/{partner_id:int}/keys")
+async def create_key(
+    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int], data: JSONBody[KeyIn]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    key = await _call(
+        _contracts(state).create_key,
+        partner_id,
+        member_id=data.member_id,
+        tables=frozenset(data.tables) if data.tables is not None else None,
+        actor=staff.actor,
+    )
+    return _json({"key": key, "note": "shown once; only its hash is stored"}, 201)
+
+
+@post("/keys/{key_id:str}/revoke")
+async def revoke_key(
+    request: Request[Any, Any, Any], state: State, key_id: FromPath[str]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    if not await _call(_contracts(state).revoke_key, key_id, actor=staff.actor):
+        raise KeyNotFound(key_id)
+    return _json({"key_id": key_id, "revoked": True})
+
+
+@post("/keys/{key_id:str}/rotate")
+async def rotate_key(
+    request: Request[Any, Any, Any], state: State, key_id: FromPath[str]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    key = await _call(_contracts(state).rotate_key, key_id, actor=staff.actor)
+    return _json({"key": key, "replaces": key_id}, 201)
+
+
+@get("/sanctions")
+async def list_sanctions(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    return _json(await _call(_contracts(state).sanctions))
+
+
+@post("/partners/{partner_id:int}/sanctions")
+async def impose_sanction(
+    request: Request[Any, Any, Any],
+    state: State,
+    partner_id: FromPath[int],
+    data: JSONBody[SanctionIn],
+) -> Response[bytes]:
+    roles = FINANCE if data.kind is SanctionKind.FINE else OPERATOR
+    staff = await require(request, state, *roles)
+    service = _contracts(state)
+    if data.kind is SanctionKind.WARNING:
+        s = await _call(service.warn, partner_id, data.reason, actor=staff.actor)
+    elif data.kind is SanctionKind.SUSPENSION:
+        s = await _call(
+            service.suspend,
+            partner_id,
+            data.reason,
+            until=data.until,
+            days=data.days,
+            actor=staff.actor,
+        )
+    else:
+        amount = data.amount_ufemg if data.amount_ufemg is not None else "missing"
+        s = await _call(service.fine, partner_id, data.reason, amount, actor=staff.actor)
+    return _json(s, 201)
+
+
+@post("/sanctions/{sanction_id:int}/lift")
+async def lift_sanction(
+    request: Request[Any, Any, Any], state: State, sanction_id: FromPath[int]
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    return _json(await _call(_contracts(state).lift, sanction_id, actor=staff.actor))
+
+
+@get("/audit")
+async def audit_log(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    await require(request, state, Role.AUDITOR)
+    q = request.query_params
+    since = datetime.fromisoformat(q["since"]) if q.get("since") else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    entries = await _call(
+        _contracts(state).audit,
+        partner_id=int(q["partner_id"]) if q.get("partner_id") else None,
+        entity=q.get("entity"),
+        action=q.get("action"),
+        since=since,
+        limit=min(int(q.get("limit", 200)), 10_000),
+    )
+    return _json(entries)
+
+
+@get("/partners/{partner_id:int}/usage.csv")
+async def usage_report_csv(
+    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    rows = await _call(usage_report, _contracts(state), partner_id)
+    return Response(usage_csv(rows).encode(), media_type="text/csv")
+
+
+@get("/partners/{partner_id:int}/usage.png")
+async def usage_report_png(
+    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+) -> Response[bytes]:
+    await require(request, state, *ANY_STAFF)
+    service = _contracts(state)
+    partner = await _call(service.partner, partner_id)
+    rows = await _call(usage_report, service, partner_id)
+    png = await _call(usage_chart_png, rows, f"{partner.name}: monthly data accesses")
+    return Response(png, media_type="image/png")
+
+
+admin_router = Router(
+    path="/admin/v1",
+    route_handlers=[
+        list_partners,
+        create_partner,
+        show_partner,
+        partner_contracts,
+        create_contract,
+        show_contract,
+        contract_event,
+        contract_secrecy,
+        overdue_budgets,
+        add_member,
+        remove_member,
+        list_keys,
+        create_key,
+        revoke_key,
+        rotate_key,
+        list_sanctions,
+        impose_sanction,
+        lift_sanction,
+        audit_log,
+        usage_report_csv,
+        usage_report_png,
+    ],
+    exception_handlers=contracts_exception_handlers,
+)
