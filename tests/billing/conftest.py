@@ -11,7 +11,9 @@ from sqlalchemy import Engine
 from dataflow.billing.reference import BillingReference
 from dataflow.billing.service import BillingService
 from dataflow.contracts.models import Plan
-from dataflow.contracts.repository import ContractsRepository, make_engine
+from dataflow.contracts.repository import make_engine
+from dataflow.contracts.schema import ensure_schema
+from dataflow.contracts.service import ContractsService
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +26,7 @@ def billing_reference() -> BillingReference:
 @pytest.fixture
 def billing_engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
-    ContractsRepository.create_schema(engine)
+    ensure_schema(engine)
     yield engine
     engine.dispose()
 
@@ -42,14 +44,10 @@ def add_partner(
     plan: Plan = Plan.CONTINUOUS,
     cap: int | None = None,
 ) -> int:
-    with engine.begin() as conn:
-        return ContractsRepository.add_partner(
-            conn, name=name, plan=plan, monthly_cap=cap, contract_toml=toml
-        ).id
+    return (
+        ContractsService(engine).create_partner(name, plan, monthly_cap=cap, contract_toml=toml).id
+    )
 
 
 def set_usage(engine: Engine, partner_id: int, month: str, accesses: int) -> None:
-    with engine.begin() as conn:
-        ContractsRepository.record_usage(
-            conn, partner_id=partner_id, month=month, accesses=accesses
-        )
+    ContractsService(engine).record_usage(partner_id, month, accesses)

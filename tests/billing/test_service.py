@@ -21,7 +21,7 @@ from dataflow.billing.reference import BillingReference
 from dataflow.billing.service import BillingService
 from dataflow.billing.tables import billing_invoice_lines, billing_invoices, billing_sequences
 from dataflow.contracts.models import Plan
-from dataflow.contracts.repository import ContractsRepository
+from dataflow.contracts.schema import ensure_schema
 
 from .conftest import REPO, add_partner, set_usage
 
@@ -180,7 +180,7 @@ def _memory_engine() -> Engine:
     engine = create_engine(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )
-    ContractsRepository.create_schema(engine)
+    ensure_schema(engine)
     return engine
 
 

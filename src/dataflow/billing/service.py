@@ -37,8 +37,8 @@ from dataflow.billing.tables import (
     billing_invoice_lines,
     billing_invoices,
     billing_runs,
-    metadata,
 )
+from dataflow.contracts.schema import ensure_schema
 
 __all__ = ["BillingService", "RunSummary", "compute_invoice"]
 
@@ -102,7 +102,7 @@ class BillingService:
         self.engine = engine
         self.ref = reference
         self.grace_days = grace_days
-        metadata.create_all(engine)
+        ensure_schema(engine)  # Alembic: billing tables are revisions like every other table
         self.lifecycle = InvoiceLifecycle(engine, reference, grace_days=grace_days)
 
     def run_month(
