@@ -8,6 +8,7 @@ from dataflow.aggregation.cli import data_app, release_app
 from dataflow.api.cli import serve
 from dataflow.billing.cli import billing_app
 from dataflow.contracts.cli import key_app, partner_app
+from dataflow.metering.cli import usage_app
 from dataflow.settings import Settings, SettingsError
 
 __all__ = ["app", "main"]
@@ -22,6 +23,7 @@ app.add_typer(release_app, name="release")
 app.add_typer(partner_app, name="partner")
 app.add_typer(key_app, name="key")
 app.add_typer(billing_app, name="billing")
+app.add_typer(usage_app, name="usage")
 app.command("serve")(serve)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -43,9 +44,17 @@ class SettleSummary(msgspec.Struct, kw_only=True):
 
 
 async def settle(
-    meter: Meter, repo: SettlementRepository, *, batch: int = 5000, max_batches: int | None = None
+    meter: Meter,
+    repo: SettlementRepository,
+    *,
+    batch: int = 5000,
+    max_batches: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> SettleSummary:
-    """Apply every partner's stream entries after its watermark, batch by batch."""
+    """Apply every partner's stream entries after its watermark, batch by batch.
+
+    ``on_batch(partner_id, entries)`` is called after each committed batch (progress).
+    """
     summary = SettleSummary()
     months: set[str] = set()
     newest_ms = 0
@@ -62,6 +71,8 @@ async def settle(
             metrics.SETTLED.inc(len(entries))
             newest_ms = max(newest_ms, entries[-1].at_ms)
             after = entries[-1].id
+            if on_batch is not None:
+                on_batch(partner_id, len(entries))
     if newest_ms:
         metrics.SETTLEMENT_LAG.set(max(0.0, time.time() - newest_ms / 1000))
     summary.months = sorted(months)
