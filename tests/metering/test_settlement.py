@@ -23,10 +23,14 @@ def _partners(contracts: ContractsService, n: int) -> list[int]:
     return [contracts.create_partner(f"P{i}", Plan.CONTINUOUS).id for i in range(n)]
 
 
-async def _traffic(meter: Meter, partners: list[int], per_partner: int) -> None:
-    grants = await asyncio.gather(
-        *(meter.acquire(make_access(partner=p)) for p in partners for _ in range(per_partner))
-    )
+async def _traffic(
+    meter: Meter, partners: list[int], per_partner: int, *, one_by_one: bool = False
+) -> None:
+    accesses = [make_access(partner=p) for p in partners for _ in range(per_partner)]
+    if one_by_one:  # one stream entry each, even on a batching meter
+        grants = [await meter.acquire(a) for a in accesses]
+    else:
+        grants = await asyncio.gather(*(meter.acquire(a) for a in accesses))
     assert all(g.allowed for g in grants)
 
 
@@ -75,7 +79,7 @@ async def test_settle_moves_counts_records_releases_and_completions(
 async def test_settling_again_or_replaying_changes_nothing(meter: Meter, database_url: str) -> None:
     contracts = ContractsService(make_engine(database_url))
     (p,) = _partners(contracts, 1)
-    await _traffic(meter, [p], 25)
+    await _traffic(meter, [p], 25, one_by_one=True)
     repo = SettlementRepository(contracts.engine)
     first = await settle(meter, repo, batch=10)
     assert (first.entries, first.batches) == (25, 3)
@@ -91,7 +95,7 @@ async def test_settling_again_or_replaying_changes_nothing(meter: Meter, databas
 async def test_settlement_resumes_after_a_partial_run(meter: Meter, database_url: str) -> None:
     contracts = ContractsService(make_engine(database_url))
     p1, p2 = _partners(contracts, 2)
-    await _traffic(meter, [p1, p2], 12)
+    await _traffic(meter, [p1, p2], 12, one_by_one=True)
     repo = SettlementRepository(contracts.engine)
     partial = await settle(meter, repo, batch=5, max_batches=2)
     assert partial.entries == 10

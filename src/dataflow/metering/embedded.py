@@ -84,6 +84,7 @@ class EmbeddedMeter:
             self._streams[access.partner_id].append(
                 StreamEntry(
                     id=record_id,
+                    stream_id=record_id,
                     partner_id=access.partner_id,
                     kind=EntryKind.ACCESS,
                     month=access.month,
@@ -120,9 +121,11 @@ class EmbeddedMeter:
                 return
             self._released.add((access.partner_id, access.record_id))
             self._counts[key] -= 1
+            entry_id = self._next_id()
             self._streams[access.partner_id].append(
                 StreamEntry(
-                    id=self._next_id(),
+                    id=entry_id,
+                    stream_id=entry_id,
                     partner_id=access.partner_id,
                     kind=EntryKind.RELEASE,
                     month=access.month,
@@ -137,9 +140,11 @@ class EmbeddedMeter:
         if not access.record_id:
             return
         with self._lock:
+            entry_id = self._next_id()
             self._streams[access.partner_id].append(
                 StreamEntry(
-                    id=self._next_id(),
+                    id=entry_id,
+                    stream_id=entry_id,
                     partner_id=access.partner_id,
                     kind=EntryKind.COMPLETE,
                     ref=access.record_id,
@@ -172,6 +177,9 @@ class EmbeddedMeter:
         cut = stream_order(before)
         with self._lock:
             self._streams[partner_id] = [e for e in self._streams[partner_id] if e.order >= cut]
+
+    async def lease(self, name: str, seconds: float) -> bool:
+        return True  # one process: nobody to share with
 
     async def aclose(self) -> None:
         return None

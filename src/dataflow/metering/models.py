@@ -125,9 +125,10 @@ class EntryKind(StrEnum):
 class StreamEntry(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of a partner's access stream, as the settler reads it."""
 
-    id: str  # stream id "<ms>-<seq>", increasing per partner
+    id: str  # the record's id: unique per partner, what releases and completions refer to
     partner_id: int
     kind: EntryKind
+    stream_id: str = ""  # the stream entry it came in ("<ms>-<seq>"): the settlement watermark
     month: str = ""
     key_id: str = ""
     table: str = ""
@@ -141,7 +142,7 @@ class StreamEntry(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def order(self) -> tuple[int, int]:
-        return stream_order(self.id)
+        return stream_order(self.stream_id or self.id)
 
 
 def stream_order(entry_id: str) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
@@ -29,13 +30,15 @@ from dataflow.metering.models import (
     StreamEntry,
     entitlement_refusal,
 )
-from dataflow.metering.scripts import ACQUIRE_MANY, COMPLETE_MANY, RELEASE
+from dataflow.metering.scripts import ACQUIRE_MANY, RELEASE
 
 __all__ = ["RedisMeter"]
 
 _COUNTER_TTL = 400 * 86_400  # a counter outlives its month long enough to be settled and audited
 _MAX_BATCH = 512  # requests of one partner per script: bounds the time Redis is blocked
 _MAX_PENDING_COMPLETIONS = 100_000  # completions are best effort; memory is bounded
+
+_JSON = msgspec.json  # details travel as compact JSON, written to the stream as they are
 
 _Group = tuple[int, str, int, int, int]  # partner, month, cap, per second, per minute
 
@@ -129,13 +132,11 @@ class RedisMeter:
             batch.acquires[self._group(access)].append(pending)
             await self._flush(batch)
         try:
-            grant = await asyncio.wait_for(asyncio.shield(pending.future), self._timeout)
-        except TimeoutError:
-            metrics.METER_UNAVAILABLE.inc()
-            raise MeterUnavailable("Redis did not answer in time") from None
+            # No per-request timer: every round trip runs under the meter's timeout and fails
+            # all of its requests at once, so a request waits at most ~2 timeouts.
+            return await pending.future
         finally:
             metrics.METER_LATENCY.observe(time.perf_counter() - started)
-        return grant
 
     @staticmethod
     def _group(access: Access) -> _Group:
@@ -191,10 +192,12 @@ class RedisMeter:
         if calls:
             metrics.BATCH_SIZE.observe(sum(len(items) for _, items in calls))
         try:
-            await self._execute(calls, batch.completions)
+            async with asyncio.timeout(self._timeout):
+                await self._execute(calls, batch.completions)
         except (RedisError, OSError, TimeoutError) as e:
             metrics.METER_UNAVAILABLE.inc()
-            error = MeterUnavailable(f"{type(e).__name__}: {e}")
+            why = "Redis did not answer in time" if isinstance(e, TimeoutError) else str(e)
+            error = MeterUnavailable(f"{type(e).__name__}: {why}")
             for _, items in calls:
                 for p in items:
                     if not p.future.done():
@@ -211,27 +214,21 @@ class RedisMeter:
         self, calls: list[tuple[_Group, list[_Pending]]], completions: dict[int, list[Any]]
     ) -> None:
         acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
-        complete_sha = await self._sha("complete", COMPLETE_MANY) if completions else ""
-        async with asyncio.timeout(self._timeout):
-            for attempt in range(2):
-                pipe = self._r.pipeline(transaction=False)
-                for group, items in calls:
-                    keys, args = self._acquire_args(group, items)
-                    pipe.evalsha(acquire_sha, len(keys), *keys, *args)
-                for partner_id, fields in completions.items():
-                    pipe.evalsha(
-                        complete_sha,
-                        1,
-                        self.stream_key(partner_id),
-                        len(fields) // 5,
-                        *fields,
-                    )
-                results = await pipe.execute(raise_on_error=False)
-                if not any(isinstance(r, NoScriptError) for r in results) or attempt:
-                    break
-                self._shas.clear()  # Redis restarted without its script cache: load again
-                acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
-                complete_sha = await self._sha("complete", COMPLETE_MANY) if completions else ""
+        packed = [self._acquire_args(group, items) for group, items in calls]
+        for attempt in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            for keys, args in packed:
+                pipe.evalsha(acquire_sha, len(keys), *keys, *args)
+            for partner_id, rows in completions.items():
+                pipe.xadd(self.stream_key(partner_id), {"t": "c", "d": _JSON.encode(rows)})
+            results = await pipe.execute(raise_on_error=False)
+            retry = any(isinstance(r, NoScriptError) for r in results[: len(calls)])
+            if not retry or attempt:
+                break
+            # Redis restarted without its script cache: nothing ran; load again and resend.
+            self._shas.clear()
+            acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
+            completions = {}
         for (_group, items), result in zip(calls, results, strict=False):
             if isinstance(result, Exception):
                 error = MeterUnavailable(f"{type(result).__name__}: {result}")
@@ -239,31 +236,32 @@ class RedisMeter:
                     if not p.future.done():
                         p.future.set_exception(error)
                 continue
-            for p, row in zip(items, result, strict=True):
+            stream_id = _text(result[0])
+            for i, p in enumerate(items):
                 if not p.future.done():
-                    p.future.set_result(self._grant(p, row))
+                    code, count = int(result[1 + 2 * i]), int(result[2 + 2 * i])
+                    p.future.set_result(self._grant(p, code, count, f"{stream_id}.{i}"))
 
     def _acquire_args(self, group: _Group, items: list[_Pending]) -> tuple[list[str], list[Any]]:
         partner_id, month, cap, rps, rpm = group
         keys = [self.counter_key(partner_id, month), self.stream_key(partner_id)]
-        args: list[Any] = [cap, _COUNTER_TTL, rps, rpm, month, len(items)]
-        limited = rps >= 0 or rpm >= 0
-        for p in items:
-            a = p.access
-            if limited:
-                keys.extend(self._rate_keys(a, p.at_ms))
-            args.extend(
-                (a.key_id, a.table, a.release, "" if a.member_id is None else a.member_id, p.at_ms)
-            )
-        return keys, args
+        if rps >= 0 or rpm >= 0:
+            for p in items:
+                keys.extend(self._rate_keys(p.access, p.at_ms))
+        details = _JSON.encode(
+            [
+                (p.access.key_id, p.access.table, p.access.release, p.access.member_id, p.at_ms)
+                for p in items
+            ]
+        )
+        return keys, [cap, _COUNTER_TTL, rps, rpm, month, len(items), details]
 
     @staticmethod
-    def _grant(p: _Pending, row: list[Any]) -> Grant:
-        code, count, record = int(row[0]), int(row[1]), _text(row[2])
+    def _grant(p: _Pending, code: int, count: int, record_id: str) -> Grant:
         a = p.access
         if code == 1:
             metrics.ACCESSES.inc()
-            return Grant(allowed=True, count=count, cap=a.cap, record_id=record)
+            return Grant(allowed=True, count=count, cap=a.cap, record_id=record_id)
         if code == 0:
             metrics.REFUSALS.labels(Refusal.CAP.value).inc()
             return Grant(allowed=False, count=count, cap=a.cap, refusal=Refusal.CAP)
@@ -307,7 +305,7 @@ class RedisMeter:
     def complete(self, access: Access, *, status: int, nbytes: int, latency_ms: float) -> None:
         if not access.record_id or self._n_completions >= _MAX_PENDING_COMPLETIONS:
             return
-        self._completions[access.partner_id].extend(
+        self._completions[access.partner_id].append(
             (access.record_id, status, nbytes, round(latency_ms, 3), int(time.time() * 1000))
         )
         self._n_completions += 1
@@ -344,10 +342,17 @@ class RedisMeter:
 
     async def read(self, partner_id: int, after: str, limit: int) -> list[StreamEntry]:
         rows = await self._r.xrange(self.stream_key(partner_id), min=f"({after}", count=limit)
-        return [_entry(partner_id, _text(i), f or {}) for i, f in rows or []]
+        out: list[StreamEntry] = []
+        for raw_id, raw in rows or []:
+            out.extend(_entries(partner_id, _text(raw_id), raw or {}))
+        return out
 
     async def trim(self, partner_id: int, before: str) -> None:
         await self._r.xtrim(self.stream_key(partner_id), minid=before, approximate=False)
+
+    async def lease(self, name: str, seconds: float) -> bool:
+        key = f"{self._prefix}:lease:{name}"
+        return bool(await self._r.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
@@ -359,26 +364,53 @@ class RedisMeter:
         await self._r.aclose()
 
 
-def _entry(partner_id: int, entry_id: str, raw: dict[Any, Any]) -> StreamEntry:
+def _entries(partner_id: int, stream_id: str, raw: dict[Any, Any]) -> list[StreamEntry]:
+    """Unpack one stream entry into the records it carries."""
     f = {_text(k): _text(v) for k, v in raw.items()}
-
-    def opt_int(name: str) -> int | None:
-        v = f.get(name, "")
-        return int(v) if v else None
-
-    latency = f.get("ms", "")
-    return StreamEntry(
-        id=entry_id,
-        partner_id=partner_id,
-        kind=EntryKind(f.get("t", "a")),
-        month=f.get("m", ""),
-        key_id=f.get("k", ""),
-        table=f.get("tb", ""),
-        release=f.get("r", ""),
-        member_id=opt_int("mb"),
-        at_ms=int(f.get("ts", "0") or 0),
-        ref=f.get("ref", ""),
-        status=opt_int("st"),
-        bytes=opt_int("by"),
-        latency_ms=float(latency) if latency else None,
-    )
+    kind = f.get("t", "")
+    if kind == "a":  # a granted batch: details of every request, and which were granted
+        details = _JSON.decode(f["d"])
+        return [
+            StreamEntry(
+                id=f"{stream_id}.{i}",
+                stream_id=stream_id,
+                partner_id=partner_id,
+                kind=EntryKind.ACCESS,
+                month=f["m"],
+                key_id=str(details[i][0]),
+                table=str(details[i][1]),
+                release=str(details[i][2]),
+                member_id=None if details[i][3] is None else int(details[i][3]),
+                at_ms=int(details[i][4]),
+            )
+            for i in (int(g) for g in f["g"].split(","))
+        ]
+    if kind == "c":
+        return [
+            StreamEntry(
+                id=f"{stream_id}.{j}",
+                stream_id=stream_id,
+                partner_id=partner_id,
+                kind=EntryKind.COMPLETE,
+                ref=str(ref),
+                status=int(status),
+                bytes=int(nbytes),
+                latency_ms=float(latency),
+                at_ms=int(at_ms),
+            )
+            for j, (ref, status, nbytes, latency, at_ms) in enumerate(_JSON.decode(f["d"]))
+        ]
+    if kind == "x":
+        return [
+            StreamEntry(
+                id=stream_id,
+                stream_id=stream_id,
+                partner_id=partner_id,
+                kind=EntryKind.RELEASE,
+                ref=f["ref"],
+                month=f["m"],
+                status=int(f["st"]),
+                at_ms=int(f["ts"]),
+            )
+        ]
+    return []  # an entry this version does not know: skipped, never fatal

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dataflow.contracts.tables import usage_ledger
 from dataflow.metering.models import EntryKind, StreamEntry, stream_order
@@ -31,63 +31,89 @@ class SettlementRepository:
         return str(value) if value else "0-0"
 
     def apply(self, partner_id: int, entries: Sequence[StreamEntry]) -> set[str]:
-        """Apply entries in one transaction; return the months whose ledger was recomputed.
+        """Apply entries and advance the watermark in one transaction; return touched months.
 
-        Re-applying entries already applied changes nothing: records are keyed by stream id,
-        releases and completions set values, and the ledger is recomputed from the records.
+        Re-applying entries already applied changes nothing: a record is inserted only if its
+        id is new, a release counts only if it flips ``released``, and the ledger moves by
+        exactly what changed — so the ledger stays O(batch), not O(month), to maintain.
         """
         if not entries:
             return set()
         with self._engine.begin() as conn:
-            months = self._apply(conn, partner_id, entries)
-            for month in months:
-                self._recompute(conn, partner_id, month)
-            self._advance(conn, partner_id, entries[-1].id)
-        return months
+            delta: dict[str, int] = defaultdict(int)
+            self._insert_new(conn, partner_id, entries, delta)
+            self._release(conn, partner_id, entries, delta)
+            self._complete(conn, partner_id, entries)
+            for month, n in delta.items():
+                if n:
+                    self._add_to_ledger(conn, partner_id, month, n)
+            last = entries[-1]
+            self._advance(conn, partner_id, last.stream_id or last.id)
+        return {m for m, n in delta.items() if n}
 
-    def _insert_ignore(self, conn: Connection) -> object:
-        if conn.dialect.name == "postgresql":
-            return postgresql.insert(access_records).on_conflict_do_nothing(
-                index_elements=["partner_id", "record_id"]
+    @staticmethod
+    def _insert_new(
+        conn: Connection, partner_id: int, entries: Sequence[StreamEntry], delta: dict[str, int]
+    ) -> None:
+        accesses = [e for e in entries if e.kind is EntryKind.ACCESS]
+        if not accesses:
+            return
+        seen: set[str] = set()
+        ids = [e.id for e in accesses]
+        for i in range(0, len(ids), 500):  # bounded IN lists
+            seen.update(
+                str(r[0])
+                for r in conn.execute(
+                    select(access_records.c.record_id).where(
+                        access_records.c.partner_id == partner_id,
+                        access_records.c.record_id.in_(ids[i : i + 500]),
+                    )
+                )
             )
-        if conn.dialect.name == "sqlite":
-            return sqlite.insert(access_records).on_conflict_do_nothing(
-                index_elements=["partner_id", "record_id"]
+        rows = []
+        for e in accesses:
+            if e.id in seen:
+                continue  # delivered again: already applied
+            seen.add(e.id)
+            delta[e.month] += 1
+            rows.append(
+                {
+                    "partner_id": partner_id,
+                    "record_id": e.id,
+                    "month": e.month,
+                    "key_id": e.key_id,
+                    "table_id": e.table,
+                    "release": e.release,
+                    "member_id": e.member_id,
+                    "accessed_at_ms": e.at_ms,
+                    "released": False,
+                }
             )
-        raise NotImplementedError(f"settlement on {conn.dialect.name}")
-
-    def _apply(self, conn: Connection, partner_id: int, entries: Sequence[StreamEntry]) -> set[str]:
-        months: set[str] = set()
-        rows = [
-            {
-                "partner_id": partner_id,
-                "record_id": e.id,
-                "month": e.month,
-                "key_id": e.key_id,
-                "table_id": e.table,
-                "release": e.release,
-                "member_id": e.member_id,
-                "accessed_at_ms": e.at_ms,
-                "released": False,
-            }
-            for e in entries
-            if e.kind is EntryKind.ACCESS
-        ]
         if rows:
-            conn.execute(self._insert_ignore(conn), rows)  # type: ignore[call-overload]
-            months.update(r["month"] for r in rows)  # type: ignore[misc]
-        released = [{"p": partner_id, "ref": e.ref} for e in entries if e.kind is EntryKind.RELEASE]
-        if released:
-            conn.execute(
+            # A concurrent settler inserting the same ids makes this fail on the unique key:
+            # the transaction rolls back and the entries are applied on the next round.
+            conn.execute(insert(access_records), rows)
+
+    @staticmethod
+    def _release(
+        conn: Connection, partner_id: int, entries: Sequence[StreamEntry], delta: dict[str, int]
+    ) -> None:
+        for e in entries:
+            if e.kind is not EntryKind.RELEASE:
+                continue
+            flipped = conn.execute(
                 update(access_records)
                 .where(
-                    access_records.c.partner_id == bindparam("p"),
-                    access_records.c.record_id == bindparam("ref"),
+                    access_records.c.partner_id == partner_id,
+                    access_records.c.record_id == e.ref,
+                    access_records.c.released.is_(False),
                 )
-                .values(released=True),
-                released,
-            )
-            months.update(e.month for e in entries if e.kind is EntryKind.RELEASE)
+                .values(released=True)
+            ).rowcount
+            delta[e.month] -= flipped
+
+    @staticmethod
+    def _complete(conn: Connection, partner_id: int, entries: Sequence[StreamEntry]) -> None:
         done = [
             {"p": partner_id, "ref": e.ref, "st": e.status, "by": e.bytes, "ms": e.latency_ms}
             for e in entries
@@ -103,22 +129,14 @@ class SettlementRepository:
                 .values(status=bindparam("st"), bytes=bindparam("by"), latency_ms=bindparam("ms")),
                 done,
             )
-        return months
 
     @staticmethod
-    def _recompute(conn: Connection, partner_id: int, month: str) -> None:
-        n = conn.execute(
-            select(func.count()).where(
-                access_records.c.partner_id == partner_id,
-                access_records.c.month == month,
-                access_records.c.released.is_(False),
-            )
-        ).scalar_one()
+    def _add_to_ledger(conn: Connection, partner_id: int, month: str, n: int) -> None:
         now = datetime.now(UTC)
         updated = conn.execute(
             update(usage_ledger)
             .where(usage_ledger.c.partner_id == partner_id, usage_ledger.c.month == month)
-            .values(accesses=n, settled_at=now)
+            .values(accesses=usage_ledger.c.accesses + n, settled_at=now)
         ).rowcount
         if not updated:
             conn.execute(

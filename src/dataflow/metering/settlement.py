@@ -70,7 +70,7 @@ async def settle(
             summary.batches += 1
             metrics.SETTLED.inc(len(entries))
             newest_ms = max(newest_ms, entries[-1].at_ms)
-            after = entries[-1].id
+            after = entries[-1].stream_id or entries[-1].id
             if on_batch is not None:
                 on_batch(partner_id, len(entries))
     if newest_ms:
@@ -107,7 +107,7 @@ async def _stream_counts(meter: Meter, partner_id: int, month: str) -> int:
         for e in entries:
             if e.month == month:
                 n += 1 if e.kind is EntryKind.ACCESS else -1 if e.kind is EntryKind.RELEASE else 0
-        after = entries[-1].id
+        after = entries[-1].stream_id or entries[-1].id
 
 
 async def reconcile_month(
@@ -159,6 +159,9 @@ class PeriodicSettler:
     async def _once(self) -> None:
         assert self._repo is not None
         try:
+            # Workers share the stream: one of them settles per interval, the others skip.
+            if not await self._meter.lease("settle", max(self._interval * 0.8, 1.0)):
+                return
             await settle(self._meter, self._repo)
         except Exception:  # a failed round is retried next interval; entries stay in the stream
             log.exception("settlement failed; will retry")
