@@ -22,7 +22,13 @@ import pytest
 import sqlalchemy as sa
 
 from dataflow.aggregation.release import ReleaseSummary
-from dataflow.metering.models import billing_month
+from dataflow.contracts.models import Plan
+from dataflow.contracts.repository import make_engine
+from dataflow.contracts.service import ContractsService
+from dataflow.metering.models import Access, billing_month
+from dataflow.metering.redis_meter import RedisMeter
+from dataflow.metering.repository import SettlementRepository
+from dataflow.metering.settlement import ReconcileRow, reconcile_month, settle
 from tests.e2e.conftest import OwnRedis, base_env, cli, serve, worker_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -31,12 +37,12 @@ TABLE = "sales_municipality_cnae_division_month"
 ROWS = f"/v1/tables/{TABLE}/rows"
 
 
-def _partner(env: dict[str, str], *extra: str) -> tuple[int, str]:
-    partner = int(
-        cli(env, "partner", "create", "E2E", "--plan", "sandbox", *extra).stdout.split()[-1]
-    )
-    key = cli(env, "key", "create", str(partner)).stdout.split()[-1]
-    return partner, key
+def _partner(tmp_path: Path, cap: int | None = None) -> tuple[int, str]:
+    contracts = ContractsService(make_engine(f"sqlite:///{tmp_path / 'dataflow.db'}"))
+    partner = contracts.create_partner("E2E", Plan.SANDBOX, monthly_cap=cap)
+    key = contracts.create_key(partner.id)
+    contracts.engine.dispose()
+    return partner.id, key
 
 
 def _ledger(tmp_path: Path, partner: int, month: str) -> int:
@@ -50,11 +56,19 @@ def _ledger(tmp_path: Path, partner: int, month: str) -> int:
     return int(value or 0)
 
 
-def _reconcile(env: dict[str, str], month: str) -> dict[str, object]:
-    out = cli(env, "usage", "reconcile", "--month", month, check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
-    result: dict[str, object] = json.loads(out.stdout)
-    return result
+def _reconcile(tmp_path: Path, redis_url: str, month: str) -> list[ReconcileRow]:
+    """Settle what is left, then compare counters, stream, records and ledger (in-process)."""
+
+    async def run() -> list[ReconcileRow]:
+        meter = RedisMeter.from_url(redis_url, prefix="df")
+        repo = SettlementRepository(make_engine(f"sqlite:///{tmp_path / 'dataflow.db'}"))
+        try:
+            await settle(meter, repo)
+            return await reconcile_month(meter, repo, month)
+        finally:
+            await meter.aclose()
+
+    return asyncio.run(run())
 
 
 class Load:
@@ -105,7 +119,7 @@ def test_cap_holds_across_two_workers_under_200_concurrent_clients(
 ) -> None:
     cap = 57
     env = base_env(tmp_path, own_redis.url)
-    partner, key = _partner(env, "--cap", str(cap))
+    partner, key = _partner(tmp_path, cap)
 
     async def burst(base: str) -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=200)
@@ -128,8 +142,10 @@ def test_cap_holds_across_two_workers_under_200_concurrent_clients(
     assert again.status_code == 429
     month = billing_month(datetime.now(UTC))
     assert int(own_redis.client().get(f"df:{{p:{partner}}}:acc:{month}") or 0) == cap
-    report = _reconcile(env, month)
-    assert report["partners"] == [
+    # The CLI proves it: settle what the workers left, compare, exit 0.
+    out = cli(env, "usage", "reconcile", "--month", month, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["partners"] == [
         {
             "partner_id": partner,
             "counter": cap,
@@ -145,7 +161,7 @@ def test_worker_killed_under_load_loses_no_served_access(
     tmp_path: Path, release: ReleaseSummary, own_redis: OwnRedis
 ) -> None:
     env = base_env(tmp_path, own_redis.url)
-    partner, key = _partner(env)
+    partner, key = _partner(tmp_path)
     month = billing_month(datetime.now(UTC))
     with serve(env, release.path) as (base, main_pid), Load(base, key, clients=32) as load:
         load.wait_for("200", 150)
@@ -159,16 +175,15 @@ def test_worker_killed_under_load_loses_no_served_access(
     assert received > 150
     # Every 200 was counted; the excess is at most what was in flight in the killed worker.
     assert received <= counted <= received + min(failed, 32), load.outcomes
-    report = _reconcile(env, month)  # settles what is left, then compares
-    (row,) = report["partners"]  # type: ignore[misc]
-    assert row["ledger"] == counted and row["agrees"]
+    (row,) = _reconcile(tmp_path, own_redis.url, month)
+    assert row.ledger == counted and row.agrees
 
 
 def test_redis_killed_and_restarted_mid_load(
     tmp_path: Path, release: ReleaseSummary, own_redis: OwnRedis
 ) -> None:
     env = base_env(tmp_path, own_redis.url)
-    partner, key = _partner(env)
+    partner, key = _partner(tmp_path)
     month = billing_month(datetime.now(UTC))
     with serve(env, release.path) as (base, _), Load(base, key, clients=16) as load:
         load.wait_for("200", 100)
@@ -185,53 +200,44 @@ def test_redis_killed_and_restarted_mid_load(
     # just before the kill but whose answer was lost is counted and not served (503/error).
     unanswered = load.outcomes["503"] + load.outcomes["error"]
     assert received <= counted <= received + min(unanswered, 16), load.outcomes
-    report = _reconcile(env, month)
-    (row,) = report["partners"]  # type: ignore[misc]
-    assert row["ledger"] == counted and row["agrees"]
+    (row,) = _reconcile(tmp_path, own_redis.url, month)
+    assert row.ledger == counted and row.agrees
 
 
 def test_settler_killed_mid_batch_then_rerun_is_exact(tmp_path: Path, own_redis: OwnRedis) -> None:
     env = base_env(tmp_path, own_redis.url)
-    partner, _ = _partner(env)
-    month = billing_month(datetime.now(UTC))
-    total = 4000
-    script = (
-        "import asyncio, sys\n"
-        "from datetime import UTC, datetime\n"
-        "from dataflow.metering.models import Access, billing_month\n"
-        "from dataflow.metering.redis_meter import RedisMeter\n"
-        "async def main():\n"
-        "    m = RedisMeter.from_url(sys.argv[1], prefix='df', batching=False)\n"
-        "    now = datetime.now(UTC)\n"
-        "    a = Access(partner_id=int(sys.argv[2]), key_id='k', month=billing_month(now),\n"
-        "               day=now.date(), table='t', release='r')\n"
-        "    for _ in range(int(sys.argv[3])):\n"
-        "        assert (await m.acquire(a)).allowed\n"
-        "    await m.aclose()\n"
-        "asyncio.run(main())\n"
-    )
-    subprocess.run(
-        [sys.executable, "-c", script, own_redis.url, str(partner), str(total)],
-        check=True,
-        env=env,
-    )
+    partner, _ = _partner(tmp_path)
+    now = datetime.now(UTC)
+    month = billing_month(now)
+    total = 1500
+
+    async def traffic() -> None:  # one stream entry per access: many small batches to settle
+        meter = RedisMeter.from_url(own_redis.url, prefix="df", batching=False)
+        access = Access(
+            partner_id=partner, key_id="k", month=month, day=now.date(), table="t", release="r"
+        )
+        for _ in range(total // 50):
+            grants = await asyncio.gather(*(meter.acquire(access) for _ in range(50)))
+            assert all(g.allowed for g in grants)
+        await meter.aclose()
+
+    asyncio.run(traffic())
     settler = subprocess.Popen(
-        [sys.executable, "-m", "dataflow", "usage", "settle", "--batch", "3"],
+        [sys.executable, "-m", "dataflow", "usage", "settle", "--batch", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while _ledger(tmp_path, partner, month) < 300:
+    deadline = time.monotonic() + 90
+    while _ledger(tmp_path, partner, month) < 100:
         assert settler.poll() is None, "the settler finished before it could be killed"
         assert time.monotonic() < deadline
-        time.sleep(0.01)
+        time.sleep(0.005)
     settler.send_signal(signal.SIGKILL)
     settler.wait()
     at_kill = _ledger(tmp_path, partner, month)
-    assert 300 <= at_kill < total
-    cli(env, "usage", "settle")  # the rerun re-reads from the watermark
-    cli(env, "usage", "settle")  # and once more: nothing left, nothing doubled
-    assert _ledger(tmp_path, partner, month) == total
-    report = _reconcile(env, month)
-    assert report["agrees"] is True
+    assert 100 <= at_kill < total
+    rows = _reconcile(tmp_path, own_redis.url, month)  # the rerun reads from the watermark
+    assert [(r.counter, r.stream, r.records, r.ledger) for r in rows] == [(total,) * 4]
+    rows = _reconcile(tmp_path, own_redis.url, month)  # and again: nothing left, nothing doubled
+    assert _ledger(tmp_path, partner, month) == total and rows[0].agrees
