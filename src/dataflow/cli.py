@@ -18,6 +18,7 @@ from dataflow.contracts.cli import (
     sanction_app,
     staff_app,
 )
+from dataflow.metering.cli import usage_app
 from dataflow.settings import Settings, SettingsError
 
 __all__ = ["app", "main"]
@@ -39,6 +40,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(staff_app, name="staff")
 app.add_typer(db_app, name="db")
 app.add_typer(billing_app, name="billing")
+app.add_typer(usage_app, name="usage")
 app.command("serve")(serve)
 
 

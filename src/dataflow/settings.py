@@ -32,6 +32,8 @@ class Settings:
     release_dir: Path | None = None
     redis_prefix: str = "df"
     billing_grace_days: int = 5  # days after a month before its drafts are issued automatically
+    meter_timeout: float = 2.0  # seconds before a data request gets 503 instead of waiting
+    settle_interval: float = 5.0  # seconds between in-process settlements (0: off)
     repo_root: Path = Path(__file__).resolve().parents[2]
 
     @property
@@ -80,6 +82,8 @@ class Settings:
             release_dir=Path(release).resolve() if release else None,
             redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
             billing_grace_days=_int(env, "DATAFLOW_BILLING_GRACE_DAYS", 5),
+            meter_timeout=_float(env, "DATAFLOW_METER_TIMEOUT", 2.0),
+            settle_interval=_float(env, "DATAFLOW_SETTLE_INTERVAL", 5.0),
         )
 
 
@@ -91,4 +95,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
     if value < 0:
         raise SettingsError(f"{name}={raw!r}: must not be negative")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: expected zero or more seconds")
     return value

@@ -45,7 +45,11 @@ def create_app(
         meter=meter,
     )
 
-    settler = PeriodicSettler(api.meter, contracts) if api.meter is not None else None
+    settler = (
+        PeriodicSettler(api.meter, contracts, interval=settings.settle_interval)
+        if api.meter is not None
+        else None
+    )
 
     async def _start() -> None:
         if settler is not None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, datetime
+
+import msgspec
 
 from dataflow.api.auth import Caller
 from dataflow.api.errors import Problem
-from dataflow.metering.models import Access, Grant, Refusal, access_for
+from dataflow.metering.errors import MeterUnavailable
+from dataflow.metering.models import SAO_PAULO, Access, Grant, Refusal, access_for
 from dataflow.metering.protocol import Meter
 
-__all__ = ["count_access"]
+__all__ = ["count_access", "finish_access"]
 
 _FORBIDDEN = {
     Refusal.SUSPENDED: (
@@ -40,51 +44,100 @@ _FORBIDDEN = {
 }
 
 
-def _refused(grant: Grant) -> Problem:
+def _seconds_to_next_month(now: datetime) -> int:
+    local = now.astimezone(SAO_PAULO)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    first = datetime(year, month, 1, tzinfo=SAO_PAULO)
+    return max(1, int((first - now).total_seconds()))
+
+
+def _refused(grant: Grant, now: datetime) -> Problem:
     assert grant.refusal is not None
     if grant.refusal in _FORBIDDEN:
         kind, title, detail = _FORBIDDEN[grant.refusal]
         return Problem(403, kind, title, detail, reason=grant.refusal.value)
     if grant.refusal is Refusal.CAP:
+        reset = _seconds_to_next_month(now)
+        local = now.astimezone(SAO_PAULO)
+        month_seconds = calendar.monthrange(local.year, local.month)[1] * 86_400
+        # RateLimit headers per draft-ietf-httpapi-ratelimit-headers: the policy names the
+        # quota (q) and its window (w); RateLimit says what remains (r) and when it resets (t).
         return Problem(
             429,
             "monthly-cap-reached",
             "Monthly access cap reached",
             f"your plan allows {grant.cap:,} data accesses a month and they are used; "
-            "the cap resets on the first day of next month",
+            "the cap resets on the first day of next month (America/Sao_Paulo)",
             headers={
-                "Retry-After": "3600",
-                "RateLimit-Policy": f'"monthly";q={grant.cap};w=2678400',
-                "RateLimit": '"monthly";r=0;t=3600',
+                "Retry-After": str(reset),
+                "RateLimit-Policy": f'"monthly";q={grant.cap};w={month_seconds}',
+                "RateLimit": f'"monthly";r=0;t={reset}',
             },
             reason=grant.refusal.value,
+            cap=grant.cap,
+            used=grant.count,
         )
+    retry = grant.retry_after or 1
+    window = grant.window or 1
+    name = "per-second" if window == 1 else "per-minute"
     return Problem(
         429,
         "rate-limited",
         "Too many requests",
-        "slow down and retry shortly",
-        headers={"Retry-After": "1"},
+        f"your key may make {grant.limit} data requests {name.replace('-', ' ')}; "
+        f"retry in {retry} s",
+        headers={
+            "Retry-After": str(retry),
+            "RateLimit-Policy": f'"{name}";q={grant.limit};w={window}',
+            "RateLimit": f'"{name}";r=0;t={retry}',
+        },
         reason=grant.refusal.value,
+    )
+
+
+def _unavailable(error: MeterUnavailable) -> Problem:
+    return Problem(
+        503,
+        "meter-unavailable",
+        "Access meter unavailable",
+        "data is only served once the access is counted, and the meter cannot count right "
+        "now; nothing was served or billed — retry shortly",
+        headers={"Retry-After": str(error.retry_after)},
     )
 
 
 async def count_access(meter: Meter, caller: Caller, table: str, release: str) -> Access:
     """Check and count one access (before anything is served); raise the problem if refused."""
+    now = datetime.now(UTC)
     access = access_for(
         caller.entitlement,
         key_id=caller.key_id,
         table=table,
-        at=datetime.now(UTC),
+        at=now,
         member_id=caller.key.member_id,
         release=release,
     )
     scope = caller.key.tables if caller.key.tables is not None else caller.entitlement.tables
     if scope is not None and table not in scope:
         raise _refused(
-            Grant(allowed=False, count=0, cap=access.cap, refusal=Refusal.TABLE_NOT_ENTITLED)
+            Grant(allowed=False, count=0, cap=access.cap, refusal=Refusal.TABLE_NOT_ENTITLED), now
         )
-    grant = await meter.acquire(access)
+    try:
+        grant = await meter.acquire(access)
+    except MeterUnavailable as e:
+        raise _unavailable(e) from e
     if not grant.allowed:
-        raise _refused(grant)
-    return access
+        raise _refused(grant, now)
+    return msgspec.structs.replace(access, record_id=grant.record_id)
+
+
+async def finish_access(
+    meter: Meter, access: Access, *, status: int, nbytes: int, latency_ms: float
+) -> None:
+    """After the response: a 5xx gives its count back; anything else amends the record."""
+    if status >= 500:
+        try:
+            await meter.release(access)
+        except Exception:  # the meter is down: the count stays (over-, never under-billing)
+            return
+    meter.complete(access, status=status, nbytes=nbytes, latency_ms=latency_ms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import Request, Response, get
@@ -11,7 +12,7 @@ from litestar.params import FromPath
 from dataflow.aggregation.query import parse_query, run_query
 from dataflow.api.encode import CSV, JSON, encode_json, encode_page
 from dataflow.api.errors import Problem
-from dataflow.api.metering import count_access
+from dataflow.api.metering import count_access, finish_access
 from dataflow.api.state import ApiState
 
 __all__ = ["routes"]
@@ -79,14 +80,18 @@ async def table_rows(
     media_type = _media_type(request)
     query = parse_query(table, dict(request.query_params), api.release.version)
     access = None
+    started = time.perf_counter()
     if api.meter is not None:  # counted before anything is served
         access = await count_access(api.meter, caller, table.id, api.release.version)
     try:
         body = encode_page(table, run_query(api.release, query), media_type)
     except Exception:
-        if api.meter is not None and access is not None:
-            await api.meter.release(access)  # a failed response is not billed
+        if api.meter is not None and access is not None:  # a failed response is not billed
+            await finish_access(api.meter, access, status=500, nbytes=0, latency_ms=0.0)
         raise
+    if api.meter is not None and access is not None:
+        latency = (time.perf_counter() - started) * 1000
+        await finish_access(api.meter, access, status=200, nbytes=len(body), latency_ms=latency)
     return Response(body, media_type=media_type, headers={"ETag": f'"{api.release.version}"'})
 
 

@@ -16,5 +16,7 @@ def make_meter(settings: Settings) -> Meter | None:
         return None
     if settings.meter is MeterKind.REDIS:
         assert settings.redis_url is not None
-        return RedisMeter.from_url(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisMeter.from_url(
+            settings.redis_url, prefix=settings.redis_prefix, timeout=settings.meter_timeout
+        )
     return EmbeddedMeter()

@@ -10,7 +10,17 @@ import msgspec
 
 from dataflow.contracts.models import Entitlement, PartnerStatus
 
-__all__ = ["Access", "Grant", "Refusal", "access_for", "billing_month", "entitlement_refusal"]
+__all__ = [
+    "Access",
+    "EntryKind",
+    "Grant",
+    "Refusal",
+    "StreamEntry",
+    "access_for",
+    "billing_month",
+    "entitlement_refusal",
+    "stream_order",
+]
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
@@ -22,7 +32,7 @@ def billing_month(at: datetime) -> str:
 
 class Refusal(StrEnum):
     CAP = "monthly_cap"  # 429
-    RATE = "rate_limit"  # 429
+    RATE = "rate_limit"  # 429 (per key, per second or per minute)
     BEFORE_WINDOW = "before_window"  # 403
     AFTER_WINDOW = "after_window"  # 403
     SUSPENDED = "suspended"  # 403
@@ -46,6 +56,7 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
     status: PartnerStatus = PartnerStatus.ACTIVE
     rate_per_second: int | None = None
     rate_per_minute: int | None = None
+    record_id: str = ""  # the access record's id in the meter's stream, once counted
 
 
 def access_for(
@@ -93,7 +104,48 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
     count: int  # the partner's accesses this month, including this one when allowed
     cap: int | None
     refusal: Refusal | None = None
+    record_id: str = ""  # the access record written with the count (allowed only)
+    retry_after: int | None = None  # seconds until a refused request may succeed (429)
+    limit: int | None = None  # the quota that refused it (rate limits), for RateLimit headers
+    window: int | None = None  # that quota's window in seconds
 
     @property
     def remaining(self) -> int | None:
         return None if self.cap is None else max(self.cap - self.count, 0)
+
+
+class EntryKind(StrEnum):
+    """What a stream entry says: an access was counted, given back, or completed."""
+
+    ACCESS = "a"  # written atomically with the count
+    RELEASE = "x"  # the response failed with 5xx: the count was given back
+    COMPLETE = "c"  # the response went out: status, bytes, latency
+
+
+class StreamEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a partner's access stream, as the settler reads it."""
+
+    id: str  # the record's id: unique per partner, what releases and completions refer to
+    partner_id: int
+    kind: EntryKind
+    stream_id: str = ""  # the stream entry it came in ("<ms>-<seq>"): the settlement watermark
+    month: str = ""
+    key_id: str = ""
+    table: str = ""
+    release: str = ""
+    member_id: int | None = None
+    at_ms: int = 0
+    ref: str = ""  # the access entry a release or completion refers to
+    status: int | None = None
+    bytes: int | None = None
+    latency_ms: float | None = None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return stream_order(self.stream_id or self.id)
+
+
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """Stream ids compare as (milliseconds, sequence)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

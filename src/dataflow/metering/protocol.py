@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dataflow.metering.models import Access, Grant
+from dataflow.metering.models import Access, Grant, StreamEntry
 
 __all__ = ["Meter"]
 
 
 class Meter(Protocol):
     async def acquire(self, access: Access) -> Grant:
-        """Check the cap and count the access atomically, before anything is served."""
+        """Check caps, rate limits, window and status and count the access atomically,
+        writing its access record, before anything is served.
+
+        Raises ``MeterUnavailable`` when it cannot count in time: the caller must not serve.
+        """
         ...
 
     async def release(self, access: Access) -> None:
-        """Give back a count whose response then failed (5xx)."""
+        """Give back a count whose response then failed (5xx); the stream records why."""
+        ...
+
+    def complete(self, access: Access, *, status: int, nbytes: int, latency_ms: float) -> None:
+        """Amend the access record with what was served (best effort, never awaited)."""
         ...
 
     async def count(self, partner_id: int, month: str) -> int:
@@ -23,7 +31,23 @@ class Meter(Protocol):
         ...
 
     async def counts(self, month: str) -> dict[int, int]:
-        """Every partner's count for the month (what settlement moves into the ledger)."""
+        """Every partner's count for the month."""
+        ...
+
+    async def partners(self) -> list[int]:
+        """Partners that have an access stream (what the settler walks)."""
+        ...
+
+    async def read(self, partner_id: int, after: str, limit: int) -> list[StreamEntry]:
+        """Stream entries of a partner strictly after ``after`` (``"0-0"``: from the start)."""
+        ...
+
+    async def trim(self, partner_id: int, before: str) -> None:
+        """Drop stream entries older than ``before`` (already settled and past retention)."""
+        ...
+
+    async def lease(self, name: str, seconds: float) -> bool:
+        """Take a named lease for ``seconds`` unless someone holds it (one settler at a time)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,88 +1,416 @@
-"""Redis meter: check-and-count in one Lua script; keys hash-tagged per partner (Cluster-ready)."""
+"""Redis meter: check-and-count in one Lua script per partner per round trip.
+
+Concurrent requests are coalesced: while a pipeline is on the wire, new acquisitions queue; the
+next pipeline carries one grant-n-of-m script per partner (and month and entitlement) for all of
+them. Each script touches one partner's hash-tagged keys only, so the design runs on Redis
+Cluster unchanged. The count and the access record are written in the same script, so a counted
+access always has its record; nothing is served before its script has answered.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
 
-from dataflow.metering.models import Access, Grant, Refusal, entitlement_refusal
+from dataflow.metering import metrics
+from dataflow.metering.errors import MeterUnavailable
+from dataflow.metering.models import (
+    Access,
+    EntryKind,
+    Grant,
+    Refusal,
+    StreamEntry,
+    entitlement_refusal,
+)
+from dataflow.metering.scripts import ACQUIRE_MANY, RELEASE
 
 __all__ = ["RedisMeter"]
 
-# KEYS[1] counter, KEYS[2] access stream. ARGV: cap (-1 = none), ttl, key id, table, time (ms).
-# Returns {allowed, count}. Read, compare and increment happen in one atomic step.
-_ACQUIRE = """
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-local cap = tonumber(ARGV[1])
-if cap >= 0 and c >= cap then return {0, c} end
-c = redis.call('INCR', KEYS[1])
-if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000000, '*',
-           'key', ARGV[3], 'table', ARGV[4], 'ts', ARGV[5], 'n', c)
-return {1, c}
-"""
-
-_RELEASE = """
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c > 0 then return redis.call('DECR', KEYS[1]) end
-return 0
-"""
-
 _COUNTER_TTL = 400 * 86_400  # a counter outlives its month long enough to be settled and audited
+_MAX_BATCH = 512  # requests of one partner per script: bounds the time Redis is blocked
+_MAX_PENDING_COMPLETIONS = 100_000  # completions are best effort; memory is bounded
+
+_JSON = msgspec.json  # details travel as compact JSON, written to the stream as they are
+
+_Group = tuple[int, str, int, int, int]  # partner, month, cap, per second, per minute
+
+
+@dataclass(slots=True)
+class _Pending:
+    access: Access
+    future: asyncio.Future[Grant]
+    at_ms: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    acquires: dict[_Group, list[_Pending]] = field(default_factory=lambda: defaultdict(list))
+    completions: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisMeter:
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "df") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "df",
+        timeout: float = 2.0,
+        max_in_flight: int = 2,
+        batching: bool = True,
+    ) -> None:
         self._r = client
         self._prefix = prefix
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
+        self._timeout = timeout
+        self._batching = batching
+        self._shas: dict[str, str] = {}
+        self._queue: list[_Pending] = []
+        self._completions: dict[int, list[Any]] = defaultdict(list)
+        self._n_completions = 0
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._flusher: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "df") -> RedisMeter:
-        # A blocking pool makes bursts wait for a connection instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
-        return cls(aioredis.Redis(connection_pool=pool), prefix=prefix)
+    def from_url(
+        cls, url: str, *, prefix: str = "df", timeout: float = 2.0, batching: bool = True
+    ) -> RedisMeter:
+        # Short socket timeouts: a slow or dead Redis turns into 503s quickly, and redis-py
+        # reconnects on the next command, so service resumes by itself.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=16,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=min(timeout, 1.0),
+            health_check_interval=0,
+        )
+        return cls(
+            aioredis.Redis(connection_pool=pool), prefix=prefix, timeout=timeout, batching=batching
+        )
 
+    # ---- keys: every key of a partner shares the {p:N} hash tag ----
     def counter_key(self, partner_id: int, month: str) -> str:
         return f"{self._prefix}:{{p:{partner_id}}}:acc:{month}"
 
     def stream_key(self, partner_id: int) -> str:
         return f"{self._prefix}:{{p:{partner_id}}}:log"
 
+    def _released_key(self, partner_id: int) -> str:
+        return f"{self._prefix}:{{p:{partner_id}}}:released"
+
+    def _rate_keys(self, access: Access, at_ms: int) -> tuple[str, str]:
+        base = f"{self._prefix}:{{p:{access.partner_id}}}:rate:{access.key_id}"
+        return f"{base}:s:{at_ms // 1000}", f"{base}:m:{at_ms // 60_000}"
+
+    # ---- acquire ----
     async def acquire(self, access: Access) -> Grant:
         refusal = entitlement_refusal(access)
-        if refusal is not None:
-            count = await self.count(access.partner_id, access.month)
-            return Grant(allowed=False, count=count, cap=access.cap, refusal=refusal)
-        cap = -1 if access.cap is None else access.cap
-        allowed, count = await self._acquire(
-            keys=[
-                self.counter_key(access.partner_id, access.month),
-                self.stream_key(access.partner_id),
-            ],
-            args=[cap, _COUNTER_TTL, access.key_id, access.table, int(time.time() * 1000)],
+        if refusal is not None:  # status and window need no counter: refuse without a trip
+            return Grant(allowed=False, count=0, cap=access.cap, refusal=refusal)
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        pending = _Pending(access, loop.create_future(), int(time.time() * 1000))
+        if self._batching:
+            self._queue.append(pending)
+            self._ensure_flusher()
+            self._wake.set()
+        else:  # baseline: one awaited round trip per access
+            batch = _Batch()
+            batch.acquires[self._group(access)].append(pending)
+            await self._flush(batch)
+        try:
+            # No per-request timer: every round trip runs under the meter's timeout and fails
+            # all of its requests at once, so a request waits at most ~2 timeouts.
+            return await pending.future
+        finally:
+            metrics.METER_LATENCY.observe(time.perf_counter() - started)
+
+    @staticmethod
+    def _group(access: Access) -> _Group:
+        def limit(v: int | None) -> int:
+            return -1 if v is None else v
+
+        return (
+            access.partner_id,
+            access.month,
+            limit(access.cap),
+            limit(access.rate_per_second),
+            limit(access.rate_per_minute),
         )
-        if not allowed:
-            return Grant(allowed=False, count=int(count), cap=access.cap, refusal=Refusal.CAP)
-        return Grant(allowed=True, count=int(count), cap=access.cap)
 
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            # Wait for a free slot first: everything arriving meanwhile joins this batch.
+            await self._slots.acquire()
+            batch = self._take()
+            if not batch.acquires and not batch.completions:
+                self._slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+        if self._queue or self._completions:
+            self._wake.set()
+
+    def _take(self) -> _Batch:
+        batch = _Batch()
+        queue, self._queue = self._queue, []
+        for p in queue:
+            batch.acquires[self._group(p.access)].append(p)
+        batch.completions, self._completions = self._completions, defaultdict(list)
+        self._n_completions = 0
+        return batch
+
+    async def _flush(self, batch: _Batch) -> None:
+        calls: list[tuple[_Group, list[_Pending]]] = []
+        for group, items in batch.acquires.items():
+            for i in range(0, len(items), _MAX_BATCH):
+                calls.append((group, items[i : i + _MAX_BATCH]))
+        if calls:
+            metrics.BATCH_SIZE.observe(sum(len(items) for _, items in calls))
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._execute(calls, batch.completions)
+        except (RedisError, OSError, TimeoutError) as e:
+            metrics.METER_UNAVAILABLE.inc()
+            why = "Redis did not answer in time" if isinstance(e, TimeoutError) else str(e)
+            error = MeterUnavailable(f"{type(e).__name__}: {why}")
+            for _, items in calls:
+                for p in items:
+                    if not p.future.done():
+                        p.future.set_exception(error)
+
+    async def _sha(self, name: str, source: str) -> str:
+        sha = self._shas.get(name)
+        if sha is None:
+            sha = str(await self._r.script_load(source))
+            self._shas[name] = sha
+        return sha
+
+    async def _execute(
+        self, calls: list[tuple[_Group, list[_Pending]]], completions: dict[int, list[Any]]
+    ) -> None:
+        acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
+        packed = [self._acquire_args(group, items) for group, items in calls]
+        for attempt in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            for keys, args in packed:
+                pipe.evalsha(acquire_sha, len(keys), *keys, *args)
+            for partner_id, rows in completions.items():
+                pipe.xadd(self.stream_key(partner_id), {"t": "c", "d": _JSON.encode(rows)})
+            results = await pipe.execute(raise_on_error=False)
+            retry = any(isinstance(r, NoScriptError) for r in results[: len(calls)])
+            if not retry or attempt:
+                break
+            # Redis restarted without its script cache: nothing ran; load again and resend.
+            self._shas.clear()
+            acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
+            completions = {}
+        for (_group, items), result in zip(calls, results, strict=False):
+            if isinstance(result, Exception):
+                error = MeterUnavailable(f"{type(result).__name__}: {result}")
+                for p in items:
+                    if not p.future.done():
+                        p.future.set_exception(error)
+                continue
+            stream_id = _text(result[0])
+            for i, p in enumerate(items):
+                if not p.future.done():
+                    code, count = int(result[1 + 2 * i]), int(result[2 + 2 * i])
+                    p.future.set_result(self._grant(p, code, count, f"{stream_id}.{i}"))
+
+    def _acquire_args(self, group: _Group, items: list[_Pending]) -> tuple[list[str], list[Any]]:
+        partner_id, month, cap, rps, rpm = group
+        keys = [self.counter_key(partner_id, month), self.stream_key(partner_id)]
+        if rps >= 0 or rpm >= 0:
+            for p in items:
+                keys.extend(self._rate_keys(p.access, p.at_ms))
+        details = _JSON.encode(
+            [
+                (p.access.key_id, p.access.table, p.access.release, p.access.member_id, p.at_ms)
+                for p in items
+            ]
+        )
+        return keys, [cap, _COUNTER_TTL, rps, rpm, month, len(items), details]
+
+    @staticmethod
+    def _grant(p: _Pending, code: int, count: int, record_id: str) -> Grant:
+        a = p.access
+        if code == 1:
+            metrics.ACCESSES.inc()
+            return Grant(allowed=True, count=count, cap=a.cap, record_id=record_id)
+        if code == 0:
+            metrics.REFUSALS.labels(Refusal.CAP.value).inc()
+            return Grant(allowed=False, count=count, cap=a.cap, refusal=Refusal.CAP)
+        metrics.REFUSALS.labels(Refusal.RATE.value).inc()
+        if code == 2:
+            retry = 1
+            limit, window = a.rate_per_second, 1
+        else:
+            retry = max(1, 60 - (p.at_ms // 1000) % 60)
+            limit, window = a.rate_per_minute, 60
+        return Grant(
+            allowed=False,
+            count=count,
+            cap=a.cap,
+            refusal=Refusal.RATE,
+            retry_after=retry,
+            limit=limit,
+            window=window,
+        )
+
+    # ---- after the response ----
     async def release(self, access: Access) -> None:
-        await self._release(keys=[self.counter_key(access.partner_id, access.month)])
+        if not access.record_id:
+            return
+        sha = await self._sha("release", RELEASE)
+        keys = [
+            self.counter_key(access.partner_id, access.month),
+            self.stream_key(access.partner_id),
+            self._released_key(access.partner_id),
+        ]
+        args: list[Any] = [access.record_id, access.month, 500, int(time.time() * 1000)]
+        async with asyncio.timeout(self._timeout):
+            try:
+                await self._r.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                self._shas.clear()
+                sha = await self._sha("release", RELEASE)
+                await self._r.evalsha(sha, len(keys), *keys, *args)
+        metrics.RELEASES.inc()
 
+    def complete(self, access: Access, *, status: int, nbytes: int, latency_ms: float) -> None:
+        if not access.record_id or self._n_completions >= _MAX_PENDING_COMPLETIONS:
+            return
+        self._completions[access.partner_id].append(
+            (access.record_id, status, nbytes, round(latency_ms, 3), int(time.time() * 1000))
+        )
+        self._n_completions += 1
+        self._ensure_flusher()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Send what is queued now and wait for it (tests, shutdown)."""
+        if self._queue or self._completions:
+            batch = self._take()
+            await self._flush(batch)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    # ---- reading ----
     async def count(self, partner_id: int, month: str) -> int:
         value = await self._r.get(self.counter_key(partner_id, month))
         return int(value or 0)
 
     async def counts(self, month: str) -> dict[int, int]:
         out: dict[int, int] = {}
-        pattern = f"{self._prefix}:{{p:*}}:acc:{month}"
-        async for raw in self._r.scan_iter(match=pattern, count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            partner = int(key.split("{p:", 1)[1].split("}", 1)[0])
-            out[partner] = await self.count(partner, month)
+        async for raw in self._r.scan_iter(match=f"{self._prefix}:{{p:*}}:acc:{month}", count=1000):
+            partner = int(_text(raw).split("{p:", 1)[1].split("}", 1)[0])
+            n = await self.count(partner, month)
+            if n:
+                out[partner] = n
         return out
 
+    async def partners(self) -> list[int]:
+        found: set[int] = set()
+        async for raw in self._r.scan_iter(match=f"{self._prefix}:{{p:*}}:log", count=1000):
+            found.add(int(_text(raw).split("{p:", 1)[1].split("}", 1)[0]))
+        return sorted(found)
+
+    async def read(self, partner_id: int, after: str, limit: int) -> list[StreamEntry]:
+        rows = await self._r.xrange(self.stream_key(partner_id), min=f"({after}", count=limit)
+        out: list[StreamEntry] = []
+        for raw_id, raw in rows or []:
+            out.extend(_entries(partner_id, _text(raw_id), raw or {}))
+        return out
+
+    async def trim(self, partner_id: int, before: str) -> None:
+        await self._r.xtrim(self.stream_key(partner_id), minid=before, approximate=False)
+
+    async def lease(self, name: str, seconds: float) -> bool:
+        key = f"{self._prefix}:lease:{name}"
+        return bool(await self._r.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
+
     async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.flush()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
         await self._r.aclose()
+
+
+def _entries(partner_id: int, stream_id: str, raw: dict[Any, Any]) -> list[StreamEntry]:
+    """Unpack one stream entry into the records it carries."""
+    f = {_text(k): _text(v) for k, v in raw.items()}
+    kind = f.get("t", "")
+    if kind == "a":  # a granted batch: details of every request, and which were granted
+        details = _JSON.decode(f["d"])
+        return [
+            StreamEntry(
+                id=f"{stream_id}.{i}",
+                stream_id=stream_id,
+                partner_id=partner_id,
+                kind=EntryKind.ACCESS,
+                month=f["m"],
+                key_id=str(details[i][0]),
+                table=str(details[i][1]),
+                release=str(details[i][2]),
+                member_id=None if details[i][3] is None else int(details[i][3]),
+                at_ms=int(details[i][4]),
+            )
+            for i in (int(g) for g in f["g"].split(","))
+        ]
+    if kind == "c":
+        return [
+            StreamEntry(
+                id=f"{stream_id}.{j}",
+                stream_id=stream_id,
+                partner_id=partner_id,
+                kind=EntryKind.COMPLETE,
+                ref=str(ref),
+                status=int(status),
+                bytes=int(nbytes),
+                latency_ms=float(latency),
+                at_ms=int(at_ms),
+            )
+            for j, (ref, status, nbytes, latency, at_ms) in enumerate(_JSON.decode(f["d"]))
+        ]
+    if kind == "x":
+        return [
+            StreamEntry(
+                id=stream_id,
+                stream_id=stream_id,
+                partner_id=partner_id,
+                kind=EntryKind.RELEASE,
+                ref=f["ref"],
+                month=f["m"],
+                status=int(f["st"]),
+                at_ms=int(f["ts"]),
+            )
+        ]
+    return []  # an entry this version does not know: skipped, never fatal

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the meter.
+
+Multi-process safe: with ``PROMETHEUS_MULTIPROC_DIR`` set before start-up, prometheus-client
+writes each worker's values to that directory and the API's ``/metrics`` aggregates them
+(``MultiProcessCollector``). The objects are module-level because the client registers a
+metric once per process; they hold no configuration.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "ACCESSES",
+    "BATCH_SIZE",
+    "METER_LATENCY",
+    "METER_UNAVAILABLE",
+    "REFUSALS",
+    "RELEASES",
+    "SETTLED",
+    "SETTLEMENT_LAG",
+]
+
+ACCESSES = Counter("dataflow_meter_accesses", "Data accesses counted (granted) by the meter")
+REFUSALS = Counter(
+    "dataflow_meter_refusals", "Accesses refused by the meter, by reason", ["reason"]
+)
+RELEASES = Counter("dataflow_meter_releases", "Counts given back because the response failed")
+METER_UNAVAILABLE = Counter(
+    "dataflow_meter_unavailable", "Requests refused with 503 because the meter could not count"
+)
+METER_LATENCY = Histogram(
+    "dataflow_meter_latency_seconds",
+    "Time from asking the meter to its answer (queueing + round trip)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+BATCH_SIZE = Histogram(
+    "dataflow_meter_batch_size",
+    "Accesses checked per pipelined round trip",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+SETTLED = Counter("dataflow_settlement_entries", "Stream entries applied to the ledger")
+SETTLEMENT_LAG = Gauge(
+    "dataflow_settlement_lag_seconds",
+    "Age of the newest stream entry the last settlement applied (how far the ledger trails)",
+    multiprocess_mode="max",
+)
