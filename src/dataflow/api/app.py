@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
 
+from dataflow import __version__
 from dataflow.aggregation.catalog import load_release
+from dataflow.aggregation.reference import ReferenceData, load_reference
 from dataflow.aggregation.release import newest_release
 from dataflow.api.auth import KeyRing
 from dataflow.api.errors import exception_handlers
+from dataflow.api.execute import QueryRunner
+from dataflow.api.metrics import Metrics
+from dataflow.api.observe import observe
+from dataflow.api.openapi import complete_openapi, openapi_config
 from dataflow.api.routes import routes
 from dataflow.api.state import ApiState
 from dataflow.contracts.repository import make_engine
@@ -32,16 +39,29 @@ def resolve_release(settings: Settings) -> Path:
     return path
 
 
+def _reference(settings: Settings) -> ReferenceData | None:
+    try:
+        return load_reference(settings.datasets_dir)
+    except (OSError, KeyError, ValueError):  # code lists are labels: serve codes without them
+        logging.getLogger("dataflow.api").warning("reference data unavailable; codes unlabelled")
+        return None
+
+
 def create_app(
     settings: Settings, *, meter: Meter | None = None, contracts: ContractsService | None = None
 ) -> Litestar:
     contracts = contracts or ContractsService(make_engine(settings.database_url))
     meter = meter if meter is not None else make_meter(settings)
+    reference = _reference(settings)
+    release = load_release(resolve_release(settings), reference)
+    metrics = Metrics()
     api = ApiState(
-        release=load_release(resolve_release(settings)),
+        release=release,
         keys=KeyRing(contracts),
         contracts=contracts,
         meter=meter,
+        runner=QueryRunner(),
+        metrics=metrics,
     )
 
     settler = PeriodicSettler(api.meter, contracts) if api.meter is not None else None
@@ -51,19 +71,24 @@ def create_app(
             await settler.start()
 
     async def _close() -> None:
+        # Litestar runs this after the server stopped taking requests and in-flight ones ended.
         if settler is not None:
             await settler.stop()  # settles one last time
         if api.meter is not None:
             await api.meter.aclose()
+        api.runner.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=routes,
         state=State({"api": api}),
         exception_handlers=exception_handlers,
+        middleware=[observe(metrics)],
         on_startup=[_start],
         on_shutdown=[_close],
-        openapi_config=None,
+        openapi_config=openapi_config(__version__),
     )
+    complete_openapi(app, release)
+    return app
 
 
 def create_app_from_env() -> Litestar:
