@@ -91,6 +91,18 @@ def create_app(
     return app
 
 
+def _access_log_to_stderr() -> None:
+    """One JSON line per request on stderr (the server's log stream), nothing else added."""
+    log = logging.getLogger("dataflow.access")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def create_app_from_env() -> Litestar:
     """Factory for the ASGI server: one settings object per worker, from the environment."""
+    _access_log_to_stderr()
     return create_app(Settings.from_env())
