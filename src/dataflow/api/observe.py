@@ -86,7 +86,8 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
             started = time.perf_counter()
             given = _header(scope, b"x-request-id")
             request_id = given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex.encode()
-            raw_path = scope.get("raw_path") or scope["path"].encode()
+            # Some servers put the query in raw_path too (the ASGI spec says they should not).
+            raw_path = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
             query = scope.get("query_string", b"")
             path = scope["path"]
             state: dict[str, Any] = {"status": 500, "bytes": 0}
