@@ -26,7 +26,9 @@ from dataflow.aggregation.catalog import ROW_ID, LoadedRelease, PublicTable
 from dataflow.aggregation.levels import TOTAL
 
 __all__ = [
+    "CODE_PATTERN",
     "DEFAULT_LIMIT",
+    "FILTER_PATTERN",
     "MAX_CURSOR_CHARS",
     "MAX_LIMIT",
     "MAX_VALUES",
@@ -43,10 +45,16 @@ __all__ = [
 
 MAX_LIMIT = 10_000  # rows per page for text formats (JSON, CSV)
 DEFAULT_LIMIT = 1_000
-MAX_VALUES = 1_000  # codes in one list filter
+MAX_VALUES = 2_048  # codes in one list filter (the 4 KB query limit comes first)
 MAX_CURSOR_CHARS = 1_024
 RESERVED = frozenset({"columns", "limit", "cursor", "format", "sort"})
-_CODE = re.compile(r"[0-9A-Za-z_\-]{1,20}")
+CODE_PATTERN = r"[0-9A-Za-z_\-]{1,20}"
+# What a filter value may be: a code, a list, a range with at least one end, or a prefix.
+FILTER_PATTERN = (
+    rf"^(?:{CODE_PATTERN}(?:,{CODE_PATTERN})*|{CODE_PATTERN}\.\.(?:{CODE_PATTERN})?"
+    rf"|\.\.{CODE_PATTERN}|{CODE_PATTERN}\*)$"
+)
+_CODE = re.compile(CODE_PATTERN)
 
 
 class QueryError(ValueError):
@@ -165,7 +173,6 @@ def _check_code(level: str, code: str) -> str:
 
 
 def _parse_filter(level: str, raw: str) -> Filter:
-    raw = raw.strip()
     if not raw:
         raise QueryError(
             level, "empty filter; give a code, a list a,b, a range a..b or a prefix a*"
@@ -184,19 +191,19 @@ def _parse_filter(level: str, raw: str) -> Filter:
     values = raw.split(",")
     if len(values) > MAX_VALUES:
         raise QueryError(level, f"at most {MAX_VALUES} codes in one list")
-    return Filter(level, values=tuple(sorted({_check_code(level, v.strip()) for v in values})))
+    return Filter(level, values=tuple(sorted({_check_code(level, v) for v in values})))
 
 
 def _parse_sort(raw: str, allowed: Sequence[str]) -> tuple[SortKey, ...]:
-    keys: list[SortKey] = []
-    for part in (p.strip() for p in raw.split(",")):
+    keys: dict[str, SortKey] = {}
+    for part in raw.split(","):
         name = part.removeprefix("-")
-        if name not in allowed or name in {k.column for k in keys}:
+        if name not in allowed:
             raise QueryError(
                 "sort", f"{part[:40]!r}: sort by columns of the table, as -item_value,month"
             )
-        keys.append(SortKey(name, descending=part.startswith("-")))
-    return tuple(keys)
+        keys.setdefault(name, SortKey(name, descending=part.startswith("-")))  # first one counts
+    return tuple(keys.values())
 
 
 def parse_query(
@@ -220,7 +227,7 @@ def parse_query(
     allowed = [*levels, *table.measures, "flag"]
     columns = tuple(allowed)
     if "columns" in params:
-        columns = tuple(dict.fromkeys(c.strip() for c in params["columns"].split(",")))
+        columns = tuple(dict.fromkeys(params["columns"].split(",")))
         bad = [c[:40] for c in columns if c not in allowed]
         if bad or not columns:
             raise QueryError("columns", f"unknown {bad}; choose from {', '.join(allowed)}")

@@ -60,12 +60,6 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
-        self.refusals = Counter(
-            "dataflow_problems",
-            "Problem responses by type",
-            ["type"],
-            registry=self.registry,
-        )
 
     def render(self) -> bytes:
         if self.multiprocess_dir:

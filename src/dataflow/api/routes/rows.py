@@ -35,7 +35,7 @@ class RowsPage(msgspec.Struct, frozen=True, kw_only=True):
     table: str
     release: str
     columns: list[str]
-    rows: list[dict[str, str | float | int | None]]
+    rows: list[dict[str, str | float | None]]  # float: any JSON number (integers too)
     has_more: bool
     next_cursor: str | None
 
