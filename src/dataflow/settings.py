@@ -31,6 +31,8 @@ class Settings:
     meter: MeterKind
     release_dir: Path | None = None
     redis_prefix: str = "df"
+    api_cache_mb: int = 64  # per-worker response cache (0 turns it off)
+    api_query_seconds: float = 10.0  # time limit of one rows query
     repo_root: Path = Path(__file__).resolve().parents[2]
 
     @property
@@ -71,6 +73,17 @@ class Settings:
                 "DATAFLOW_METER=redis needs DATAFLOW_REDIS_URL (e.g. redis://127.0.0.1:6379/0)"
             )
         release = env.get("DATAFLOW_RELEASE_DIR")
+        try:
+            cache_mb = int(env.get("DATAFLOW_API_CACHE_MB") or 64)
+            query_seconds = float(env.get("DATAFLOW_API_QUERY_SECONDS") or 10.0)
+        except ValueError as e:
+            raise SettingsError(
+                f"DATAFLOW_API_CACHE_MB / DATAFLOW_API_QUERY_SECONDS: {e}"
+            ) from None
+        if cache_mb < 0 or not 0 < query_seconds <= 600:
+            raise SettingsError(
+                "DATAFLOW_API_CACHE_MB must be ≥ 0 and DATAFLOW_API_QUERY_SECONDS in (0, 600]"
+            )
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -78,4 +91,6 @@ class Settings:
             meter=meter,
             release_dir=Path(release).resolve() if release else None,
             redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
+            api_cache_mb=cache_mb,
+            api_query_seconds=query_seconds,
         )

@@ -60,7 +60,9 @@ def create_app(
         keys=KeyRing(contracts),
         contracts=contracts,
         meter=meter,
-        runner=QueryRunner(),
+        runner=QueryRunner(
+            timeout_seconds=settings.api_query_seconds, cache_bytes=settings.api_cache_mb << 20
+        ),
         metrics=metrics,
     )
 
