@@ -94,7 +94,9 @@ def encode_page(table: PublicTable, page: Page, fmt: Format) -> bytes:
         return bytes(sink.getvalue())
     if fmt is Format.PARQUET:
         out = pa.BufferOutputStream()
-        pq.write_table(_arrow(table, page), out, compression="lz4")
+        # Measured on the 1 M-cell extract: dictionary encoding costs more time than it saves on
+        # the wire; snappy without it writes and reads fastest (the client is usually near).
+        pq.write_table(_arrow(table, page), out, compression="snappy", use_dictionary=False)
         return bytes(out.getvalue())
     # JSON: polars writes the rows (Rust, row objects, null for suppressed); the envelope around it.
     head = _encoder.encode(

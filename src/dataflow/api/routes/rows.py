@@ -7,7 +7,6 @@ meter before the body is produced (cached or not), and released if producing it 
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get
@@ -72,9 +71,12 @@ def _single_params(request: Request[Any, Any, Any]) -> dict[str, str]:
     return params
 
 
-def _next_link(request: Request[Any, Any, Any], params: dict[str, str], cursor: str) -> str:
-    query = urlencode({**params, "cursor": cursor})
-    return f'<{request.url.path}?{query}>; rel="next"'
+def _next_link(request: Request[Any, Any, Any], cursor: str) -> str:
+    """The same query string with the cursor replaced (cheaper than re-encoding every param)."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    kept = "&".join(p for p in raw.split("&") if p and not p.startswith("cursor="))
+    query = f"{kept}&cursor={cursor}" if kept else f"cursor={cursor}"
+    return f'<{request.scope["path"]}?{query}>; rel="next"'
 
 
 @get(
@@ -129,5 +131,5 @@ async def table_rows(
     }
     if out.next_cursor is not None:
         headers["Dataflow-Next-Cursor"] = out.next_cursor
-        headers["Link"] = _next_link(request, params, out.next_cursor)
+        headers["Link"] = _next_link(request, out.next_cursor)
     return Response(out.body, media_type=fmt.media_type, headers=headers)
