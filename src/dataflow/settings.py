@@ -34,6 +34,8 @@ class Settings:
     billing_grace_days: int = 5  # days after a month before its drafts are issued automatically
     meter_timeout: float = 2.0  # seconds before a data request gets 503 instead of waiting
     settle_interval: float = 5.0  # seconds between in-process settlements (0: off)
+    api_cache_mb: int = 64  # per-worker response cache (0 turns it off)
+    api_query_seconds: float = 10.0  # time limit of one rows query
     repo_root: Path = Path(__file__).resolve().parents[2]
 
     @property
@@ -74,6 +76,17 @@ class Settings:
                 "DATAFLOW_METER=redis needs DATAFLOW_REDIS_URL (e.g. redis://127.0.0.1:6379/0)"
             )
         release = env.get("DATAFLOW_RELEASE_DIR")
+        try:
+            cache_mb = int(env.get("DATAFLOW_API_CACHE_MB") or 64)
+            query_seconds = float(env.get("DATAFLOW_API_QUERY_SECONDS") or 10.0)
+        except ValueError as e:
+            raise SettingsError(
+                f"DATAFLOW_API_CACHE_MB / DATAFLOW_API_QUERY_SECONDS: {e}"
+            ) from None
+        if cache_mb < 0 or not 0 < query_seconds <= 600:
+            raise SettingsError(
+                "DATAFLOW_API_CACHE_MB must be ≥ 0 and DATAFLOW_API_QUERY_SECONDS in (0, 600]"
+            )
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -84,6 +97,8 @@ class Settings:
             billing_grace_days=_int(env, "DATAFLOW_BILLING_GRACE_DAYS", 5),
             meter_timeout=_float(env, "DATAFLOW_METER_TIMEOUT", 2.0),
             settle_interval=_float(env, "DATAFLOW_SETTLE_INTERVAL", 5.0),
+            api_cache_mb=cache_mb,
+            api_query_seconds=query_seconds,
         )
 
 

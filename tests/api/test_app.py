@@ -1,69 +1,10 @@
-"""The API through the ASGI app (real release, real SQLite, embedded and Redis meters)."""
+"""The API through the ASGI app (real release, real SQLite, embedded meter)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from litestar.testing import AsyncTestClient
 
-from dataflow.aggregation.release import ReleaseSummary
-from dataflow.api.app import create_app
-from dataflow.contracts.models import Plan
-from dataflow.contracts.repository import make_engine
-from dataflow.contracts.service import ContractsService
-from dataflow.metering.embedded import EmbeddedMeter
-from tests.conftest import make_settings
-
-TABLE = "sales_municipality_cnae_division_month"
-PROBLEM = "application/problem+json"
-
-
-class Env:
-    def __init__(
-        self,
-        client: AsyncTestClient,
-        key: str,
-        meter: EmbeddedMeter,
-        partner_id: int,
-        capped_key: str,
-    ) -> None:
-        self.client = client
-        self.key = key
-        self.meter = meter
-        self.partner_id = partner_id
-        self.capped_key = capped_key
-        self.expired_key = ""
-
-    def auth(self, key: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key or self.key}"}
-
-
-@pytest.fixture
-async def env(tmp_path: Path, release: ReleaseSummary) -> AsyncIterator[Env]:
-    settings = make_settings(tmp_path, release_dir=release.path)
-    contracts = ContractsService(make_engine(settings.database_url))
-    partner = contracts.create_partner("P", Plan.CONTINUOUS)
-    capped = contracts.create_partner("Sandbox", Plan.SANDBOX, monthly_cap=2)
-    expired = contracts.create_partner(
-        "Old",
-        Plan.SANDBOX,
-        contract_toml='kind = "sandbox"\nstart = 2024-01-01\nend = 2024-12-31\n',
-    )
-    env_expired_key = contracts.create_key(expired.id)
-    meter = EmbeddedMeter()
-    app = create_app(settings, meter=meter, contracts=contracts)
-    async with AsyncTestClient(app) as client:
-        env = Env(
-            client,
-            contracts.create_key(partner.id),
-            meter,
-            partner.id,
-            contracts.create_key(capped.id),
-        )
-        env.expired_key = env_expired_key
-        yield env
+from tests.api.conftest import PROBLEM, TABLE, Env, this_month
 
 
 async def test_no_key_is_401_problem(env: Env) -> None:
@@ -100,15 +41,7 @@ async def test_malformed_filter_is_400_problem(env: Env, params: dict[str, str])
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
     assert r.json()["type"].endswith("/invalid-query")
-    assert await env.meter.count(env.partner_id, _month()) == 0  # a refused query is not billed
-
-
-def _month() -> str:
-    from datetime import UTC, datetime
-
-    from dataflow.metering.models import billing_month
-
-    return billing_month(datetime.now(UTC))
+    assert await env.meter.count(env.partner_id, this_month()) == 0  # a refused query is not billed
 
 
 async def test_catalog_is_not_billed(env: Env) -> None:
@@ -119,7 +52,7 @@ async def test_catalog_is_not_billed(env: Env) -> None:
     assert "min_taxpayers" not in r.text  # parameters are confidential
     r = await env.client.get(f"/v1/tables/{TABLE}", headers=env.auth())
     assert r.json()["measures"] == ["item_value", "invoice_count"]
-    assert await env.meter.count(env.partner_id, _month()) == 0
+    assert await env.meter.count(env.partner_id, this_month()) == 0
 
 
 async def test_rows_paging_filters_and_counting(env: Env) -> None:
@@ -142,7 +75,7 @@ async def test_rows_paging_filters_and_counting(env: Env) -> None:
     assert pages > 1
     assert all(row["municipality"] == "3106200" for row in seen)
     assert len({(r["cnae_division"], r["month"]) for r in seen}) == len(seen)
-    assert await env.meter.count(env.partner_id, _month()) == pages
+    assert await env.meter.count(env.partner_id, this_month()) == pages
     for row in seen:
         if row["flag"] == "X":
             assert row["item_value"] is None and row["invoice_count"] is None

@@ -114,3 +114,39 @@ def test_counts_equal_responses_and_suppression_shows(
     month = billing_month(datetime.now(UTC))
     counted = redis.Redis.from_url(redis_url).get(f"{redis_prefix}:{{p:{partner}}}:acc:{month}")
     assert int(counted or 0) == served
+
+
+def test_client_pages_and_metrics_add_up_across_workers(server: tuple[str, str, int]) -> None:
+    from dataflow.client import ApiError, Client, Prefix
+
+    base, key, _ = server
+    with Client(base, key) as api:
+        assert [t["id"] for t in api.tables()] == [TABLE]
+        pages_json = list(api.pages(TABLE, wire="json", page_rows=100, cnae_division=Prefix("4")))
+        frame = api.polars(TABLE, wire="arrow", page_rows=170, cnae_division=Prefix("4"))
+        via_parquet = api.arrow(TABLE, wire="parquet", cnae_division=Prefix("4"))
+        via_csv = api.arrow(TABLE, wire="csv", page_rows=230, cnae_division=Prefix("4"))
+        assert len(pages_json) > 1
+        total = sum(p.num_rows for p in pages_json)
+        assert frame.height == total == via_parquet.num_rows == via_csv.num_rows
+        assert frame["cnae_division"].str.starts_with("4").all()
+        assert api.usage()["accesses"] == len(pages_json) + -(-total // 170) + 1 + -(-total // 230)
+        try:
+            api.arrow(TABLE, month="..")
+        except ApiError as e:
+            assert e.status == 400 and e.kind == "invalid-query"
+        else:
+            raise AssertionError("a malformed filter must raise ApiError")
+    served = len(pages_json)
+    seen = set()
+    for _ in range(8):  # fresh connections land on either worker; all must report the sum
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        line = next(
+            x
+            for x in text.splitlines()
+            if x.startswith("dataflow_data_accesses_total") and 'format="json"' in x
+        )
+        seen.add(float(line.rsplit(" ", 1)[1]))
+    assert seen == {float(served)}
+    ready = httpx.get(f"{base}/readyz", timeout=5).json()
+    assert ready["checks"] == {"release": "ok", "database": "ok", "meter": "ok"}

@@ -1,22 +1,60 @@
-"""Filtering and keyset pagination over a released table (never an aggregation over microdata)."""
+"""Filtering, sorting and keyset pagination over a released table.
+
+Only the cells of a pre-protected table are ever returned: this module filters and orders rows, it
+never aggregates microdata (that would let anyone difference two overlapping queries).
+
+A cursor carries the release, a fingerprint of the query it belongs to, and the sort key of the last
+row served (plus its row number as the tie-breaker): the next page starts strictly after that key,
+so pages never overlap or skip rows, however deep the client pages.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import polars as pl
 
 from dataflow.aggregation.catalog import ROW_ID, LoadedRelease, PublicTable
+from dataflow.aggregation.levels import TOTAL
 
-__all__ = ["Filter", "Page", "QueryError", "RowQuery", "parse_query", "run_query"]
+__all__ = [
+    "CODE_PATTERN",
+    "DEFAULT_LIMIT",
+    "FILTER_PATTERN",
+    "MAX_CURSOR_CHARS",
+    "MAX_LIMIT",
+    "MAX_VALUES",
+    "RESERVED",
+    "CursorMismatch",
+    "Filter",
+    "Page",
+    "QueryError",
+    "RowQuery",
+    "SortKey",
+    "parse_query",
+    "run_query",
+]
 
-MAX_LIMIT = 10_000
+MAX_LIMIT = 10_000  # rows per page for text formats (JSON, CSV)
 DEFAULT_LIMIT = 1_000
-_CODE = re.compile(r"[0-9A-Za-z_\-]{1,20}")
+MAX_VALUES = 2_048  # codes in one list filter (the 4 KB query limit comes first)
+MAX_CURSOR_CHARS = 1_024
+RESERVED = frozenset({"columns", "limit", "cursor", "format", "sort"})
+CODE_PATTERN = r"[0-9A-Za-z_\-]{1,20}"
+# What a filter value may be: a code, a list, a range with at least one end, or a prefix.
+FILTER_PATTERN = (
+    rf"^(?:{CODE_PATTERN}(?:,{CODE_PATTERN})*|{CODE_PATTERN}\.\.(?:{CODE_PATTERN})?"
+    rf"|\.\.{CODE_PATTERN}|{CODE_PATTERN}\*)$"
+)
+_CODE = re.compile(CODE_PATTERN)
 
 
 class QueryError(ValueError):
@@ -26,6 +64,10 @@ class QueryError(ValueError):
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
         self.message = message
+
+
+class CursorMismatch(QueryError):
+    """A well-formed cursor that belongs to another release or another query."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +83,37 @@ class Filter:
         if self.prefix is not None:
             return col.str.starts_with(self.prefix)
         if self.values:
-            return col.is_in(list(self.values))
-        out = pl.lit(True)
+            return col.is_in(list(self.values)) if len(self.values) > 1 else col == self.values[0]
+        out = col != TOTAL  # a range selects codes, never the margin
         if self.low is not None:
             out = out & (col >= self.low)
         if self.high is not None:
             out = out & (col <= self.high)
-        return out & (col != "_T")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    column: str
+    descending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RowQuery:
+    """A validated, normalized query: equal queries are equal values (the response cache key)."""
+
     table: str
     filters: tuple[Filter, ...]
     columns: tuple[str, ...]
+    sort: tuple[SortKey, ...]
     limit: int
-    after: int
+    after: tuple[object, ...] | None  # sort key values of the last row served, then its row id
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the result set (not the page): what a cursor is bound to."""
+        raw = repr((self.table, self.filters, self.sort)).encode()
+        return hashlib.blake2b(raw, digest_size=6).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,42 +125,54 @@ class Page:
 
 class _Cursor(msgspec.Struct, frozen=True, array_like=True):
     release: str
-    after: int
+    query: str
+    after: list[str | float | int]
 
 
-def encode_cursor(release: str, after: int) -> str:
-    return (
-        base64.urlsafe_b64encode(msgspec.msgpack.encode(_Cursor(release, after)))
-        .decode()
-        .rstrip("=")
-    )
+def encode_cursor(release: str, query: str, after: Sequence[object]) -> str:
+    token = msgspec.msgpack.encode(_Cursor(release, query, list(after)))  # type: ignore[arg-type]
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
-def decode_cursor(token: str, release: str) -> int:
+def decode_cursor(
+    token: str, release: str, query: str, numeric: Sequence[bool]
+) -> tuple[object, ...]:
+    """The key after which the next page starts; ``numeric`` tells each sort key's kind."""
+    bad = QueryError("cursor", "not a cursor this API issued; pass next_cursor back unchanged")
+    if len(token) > MAX_CURSOR_CHARS:
+        raise bad
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         cur = msgspec.msgpack.decode(raw, type=_Cursor)
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise QueryError(
-            "cursor", "not a cursor this API issued; pass next_cursor back unchanged"
-        ) from None
+        raise bad from None
     if cur.release != release:
-        raise QueryError(
-            "cursor", f"issued for release {cur.release}, the current one is {release}; start again"
+        raise CursorMismatch(
+            "cursor",
+            f"issued for release {cur.release}, the current one is {release}; start again",
         )
-    if cur.after < -1:
-        raise QueryError("cursor", "not a cursor this API issued")
-    return cur.after
+    if cur.query != query:
+        raise CursorMismatch(
+            "cursor", "issued for another query; keep filters and sort unchanged while paging"
+        )
+    kinds = [*numeric, True]
+    if len(cur.after) != len(kinds) or type(cur.after[-1]) is not int:
+        raise bad
+    for value, is_number in zip(cur.after, kinds, strict=True):
+        if isinstance(value, str) == is_number:
+            raise bad
+    return tuple(cur.after)
 
 
 def _check_code(level: str, code: str) -> str:
     if not _CODE.fullmatch(code):
-        raise QueryError(level, f"{code!r} is not a code (letters, digits, '-' or '_', at most 20)")
+        raise QueryError(
+            level, f"{code[:40]!r} is not a code (letters, digits, '-' or '_', at most 20)"
+        )
     return code
 
 
 def _parse_filter(level: str, raw: str) -> Filter:
-    raw = raw.strip()
     if not raw:
         raise QueryError(
             level, "empty filter; give a code, a list a,b, a range a..b or a prefix a*"
@@ -119,44 +188,109 @@ def _parse_filter(level: str, raw: str) -> Filter:
             low=_check_code(level, low) if low else None,
             high=_check_code(level, high) if high else None,
         )
-    return Filter(level, values=tuple(_check_code(level, v.strip()) for v in raw.split(",")))
+    values = raw.split(",")
+    if len(values) > MAX_VALUES:
+        raise QueryError(level, f"at most {MAX_VALUES} codes in one list")
+    return Filter(level, values=tuple(sorted({_check_code(level, v) for v in values})))
 
 
-def parse_query(table: PublicTable, params: dict[str, str], release: str) -> RowQuery:
+def _parse_sort(raw: str, allowed: Sequence[str]) -> tuple[SortKey, ...]:
+    keys: dict[str, SortKey] = {}
+    for part in raw.split(","):
+        name = part.removeprefix("-")
+        if name not in allowed:
+            raise QueryError(
+                "sort", f"{part[:40]!r}: sort by columns of the table, as -item_value,month"
+            )
+        keys.setdefault(name, SortKey(name, descending=part.startswith("-")))  # first one counts
+    return tuple(keys.values())
+
+
+def parse_query(
+    table: PublicTable,
+    params: Mapping[str, str],
+    release: str,
+    *,
+    max_limit: int = MAX_LIMIT,
+) -> RowQuery:
     """Validate every parameter against the table's levels and measures."""
-    reserved = {"columns", "limit", "cursor", "format"}
     levels = table.levels
     filters = []
     for name, raw in sorted(params.items()):
-        if name in reserved:
+        if name in RESERVED:
             continue
         if name not in levels:
-            raise QueryError(name, f"not a level of {table.id}; levels: {', '.join(levels)}")
+            raise QueryError(
+                name[:40], f"not a level of {table.id}; filter on: {', '.join(levels)}"
+            )
         filters.append(_parse_filter(name, raw))
     allowed = [*levels, *table.measures, "flag"]
     columns = tuple(allowed)
-    if params.get("columns"):
-        columns = tuple(c.strip() for c in params["columns"].split(",") if c.strip())
-        bad = [c for c in columns if c not in allowed]
+    if "columns" in params:
+        columns = tuple(dict.fromkeys(params["columns"].split(",")))
+        bad = [c[:40] for c in columns if c not in allowed]
         if bad or not columns:
             raise QueryError("columns", f"unknown {bad}; choose from {', '.join(allowed)}")
-    try:
-        limit = int(params.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        raise QueryError("limit", "must be a whole number") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}; page with cursor for more")
-    after = decode_cursor(params["cursor"], release) if params.get("cursor") else -1
-    return RowQuery(table.id, tuple(filters), columns, limit, after)
+    sort = _parse_sort(params["sort"], [*levels, *table.measures]) if "sort" in params else ()
+    raw_limit = params.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or len(raw_limit) > 9:
+        raise QueryError("limit", f"a whole number from 1 to {max_limit:,}")
+    limit = int(raw_limit)
+    if not 1 <= limit <= max_limit:
+        raise QueryError("limit", f"must be between 1 and {max_limit:,}; page with cursor for more")
+    query = RowQuery(table.id, tuple(filters), columns, sort, limit, None)
+    if params.get("cursor"):
+        numeric = [k.column in table.measures for k in sort]
+        after = decode_cursor(params["cursor"], release, query.fingerprint, numeric)
+        query = RowQuery(table.id, tuple(filters), columns, sort, limit, after)
+    elif "cursor" in params:
+        raise QueryError("cursor", "empty; omit it for the first page")
+    return query
+
+
+def _sort_expr(key: SortKey, measures: Sequence[str]) -> pl.Expr:
+    """Never null, so keys compare totally: suppressed (null) measures sort last either way."""
+    if key.column in measures:
+        fill = -math.inf if key.descending else math.inf
+        return pl.col(key.column).cast(pl.Float64).fill_null(fill).alias(f"__k_{key.column}")
+    return pl.col(key.column).alias(f"__k_{key.column}")
+
+
+def _after_expr(sort: tuple[SortKey, ...], after: tuple[object, ...]) -> pl.Expr:
+    """Rows strictly after ``after`` in (sort keys…, row id) order."""
+    row_id: Any = after[-1]
+    cond: pl.Expr = pl.col(ROW_ID) > row_id
+    value: Any
+    for key, value in reversed(list(zip(sort, after, strict=False))):
+        col = pl.col(f"__k_{key.column}")
+        beyond = (col < value) if key.descending else (col > value)
+        cond = beyond | ((col == value) & cond)
+    return cond
 
 
 def run_query(release: LoadedRelease, query: RowQuery) -> Page:
     df = release.frames[query.table]
-    expr = pl.col(ROW_ID) > query.after
+    measures = release.tables[query.table].measures
+    lf = df.lazy()
     for f in query.filters:
-        expr = expr & f.expr()
-    hit = df.filter(expr).head(query.limit + 1)
+        lf = lf.filter(f.expr())
+    names: list[str] = []
+    if query.sort:
+        keys = [_sort_expr(k, measures) for k in query.sort]
+        names = [f"__k_{k.column}" for k in query.sort]
+        lf = lf.with_columns(keys)
+        if query.after is not None:
+            lf = lf.filter(_after_expr(query.sort, query.after))
+        lf = lf.sort([*names, ROW_ID], descending=[*(k.descending for k in query.sort), False])
+    elif query.after is not None:
+        last: Any = query.after[-1]
+        lf = lf.filter(pl.col(ROW_ID) > last)
+    hit = lf.head(query.limit + 1).collect()
     has_more = hit.height > query.limit
     page = hit.head(query.limit)
-    cursor = encode_cursor(release.version, int(page[ROW_ID][-1])) if has_more else None
+    cursor = None
+    if has_more:
+        last = page.row(page.height - 1, named=True)
+        after = [last[n] for n in names] + [int(last[ROW_ID])]
+        cursor = encode_cursor(release.version, query.fingerprint, after)
     return Page(frame=page.select(query.columns), has_more=has_more, next_cursor=cursor)

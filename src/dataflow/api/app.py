@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
 
+from dataflow import __version__
 from dataflow.aggregation.catalog import load_release
+from dataflow.aggregation.reference import ReferenceData, load_reference
 from dataflow.aggregation.release import newest_release
 from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
 from dataflow.api.errors import exception_handlers
+from dataflow.api.execute import QueryRunner
+from dataflow.api.metrics import Metrics
+from dataflow.api.observe import observe
+from dataflow.api.openapi import complete_openapi, openapi_config
 from dataflow.api.routes import routes
 from dataflow.api.state import ApiState
 from dataflow.contracts.repository import make_engine
@@ -33,16 +41,31 @@ def resolve_release(settings: Settings) -> Path:
     return path
 
 
+def _reference(settings: Settings) -> ReferenceData | None:
+    try:
+        return load_reference(settings.datasets_dir)
+    except (OSError, KeyError, ValueError):  # code lists are labels: serve codes without them
+        logging.getLogger("dataflow.api").warning("reference data unavailable; codes unlabelled")
+        return None
+
+
 def create_app(
     settings: Settings, *, meter: Meter | None = None, contracts: ContractsService | None = None
 ) -> Litestar:
     contracts = contracts or ContractsService(make_engine(settings.database_url))
     meter = meter if meter is not None else make_meter(settings)
+    reference = _reference(settings)
+    release = load_release(resolve_release(settings), reference)
+    metrics = Metrics()
     api = ApiState(
-        release=load_release(resolve_release(settings)),
+        release=release,
         keys=KeyRing(contracts),
         contracts=contracts,
         meter=meter,
+        runner=QueryRunner(
+            timeout_seconds=settings.api_query_seconds, cache_bytes=settings.api_cache_mb << 20
+        ),
+        metrics=metrics,
     )
 
     settler = (
@@ -54,23 +77,44 @@ def create_app(
     async def _start() -> None:
         if settler is not None:
             await settler.start()
+        # Everything alive now lives as long as the worker: keep it out of the collector's
+        # generations, so collections stay short and rare (tail latency under load).
+        gc.collect()
+        gc.freeze()
 
     async def _close() -> None:
+        # Litestar runs this after the server stopped taking requests and in-flight ones ended.
         if settler is not None:
             await settler.stop()  # settles one last time
         if api.meter is not None:
             await api.meter.aclose()
+        api.runner.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*routes, admin_router, account_router],
         state=State({"api": api}),
         exception_handlers=exception_handlers,
+        middleware=[observe(metrics)],
         on_startup=[_start],
         on_shutdown=[_close],
-        openapi_config=None,
+        openapi_config=openapi_config(__version__),
     )
+    complete_openapi(app, release)
+    return app
+
+
+def _access_log_to_stderr() -> None:
+    """One JSON line per request on stderr (the server's log stream), nothing else added."""
+    log = logging.getLogger("dataflow.access")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 def create_app_from_env() -> Litestar:
     """Factory for the ASGI server: one settings object per worker, from the environment."""
+    _access_log_to_stderr()
     return create_app(Settings.from_env())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dataflow.api.app import resolve_release
+from dataflow.api.metrics import MULTIPROC_ENV
 from dataflow.settings import MeterKind, Settings
 
 __all__ = ["serve"]
@@ -37,6 +39,12 @@ def serve(
     path = (release or resolve_release(settings)).resolve()
     os.environ["DATAFLOW_RELEASE_DIR"] = str(path)  # workers rebuild settings from the environment
     os.environ["DATAFLOW_DATA_DIR"] = str(settings.data_dir)
+    # Prometheus multiprocess mode: every worker writes its samples here, /metrics sums them.
+    # A fresh directory per server, so counters of a previous run never leak into this one.
+    metrics_dir = settings.data_dir / "run" / f"metrics-{port}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
     typer.echo(
         f"serving release {path.name} on http://{host}:{port} "
         f"({workers} worker(s), meter={settings.meter})",
@@ -49,5 +57,9 @@ def serve(
         port=port,
         interface="asgi",  # type: ignore[arg-type]
         workers=workers,
-        log_access=False,
+        log_access=False,  # our own structured access log (dataflow.access), without secrets
+        # SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then the app's shutdown
+        # hooks settle the meter; a worker still busy after this long is killed.
+        workers_kill_timeout=30,
     ).serve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)

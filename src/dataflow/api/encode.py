@@ -1,38 +1,107 @@
-"""Response bodies: JSON (msgspec, numbers as numbers) and CSV."""
+"""Response bodies in four formats: JSON (numbers as numbers), CSV, Arrow IPC stream, Parquet.
+
+Pagination travels in headers for every format (``Dataflow-Has-More``, ``Dataflow-Next-Cursor``,
+``Link: rel="next"``); JSON repeats it in the body, Arrow and Parquet in the schema metadata.
+"""
 
 from __future__ import annotations
 
 import io
+from enum import StrEnum
 
 import msgspec
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dataflow.aggregation.catalog import PublicTable
 from dataflow.aggregation.query import Page
 
-__all__ = ["CSV", "JSON", "encode_page"]
+__all__ = [
+    "ARROW",
+    "CSV",
+    "JSON",
+    "PARQUET",
+    "PROBLEM_JSON",
+    "Format",
+    "encode_json",
+    "encode_page",
+]
 
 JSON = "application/json"
 CSV = "text/csv"
+ARROW = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+PROBLEM_JSON = "application/problem+json"
+
+
+class Format(StrEnum):
+    """The ``format=`` names of the media types (for clients that cannot set ``Accept``)."""
+
+    JSON = "json"
+    CSV = "csv"
+    ARROW = "arrow"
+    PARQUET = "parquet"
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA[self]
+
+    @property
+    def binary(self) -> bool:
+        return self in (Format.ARROW, Format.PARQUET)
+
+
+_MEDIA = {Format.JSON: JSON, Format.CSV: CSV, Format.ARROW: ARROW, Format.PARQUET: PARQUET}
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
 
-def encode_page(table: PublicTable, page: Page, media_type: str) -> bytes:
-    if media_type == CSV:
+def encode_json(value: object) -> bytes:
+    return _encoder.encode(value)
+
+
+def _arrow(table: PublicTable, page: Page) -> pa.Table:
+    data = page.frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    meta = {
+        b"dataflow.table": table.id.encode(),
+        b"dataflow.release": table.release.encode(),
+        b"dataflow.has_more": b"true" if page.has_more else b"false",
+        b"dataflow.next_cursor": (page.next_cursor or "").encode(),
+    }
+    return data.replace_schema_metadata(meta)
+
+
+def _json_rows(frame: pl.DataFrame) -> bytes:
+    """Row objects; decimals as JSON numbers (≤ 15 significant digits print back exactly)."""
+    decimals = [n for n, t in frame.schema.items() if isinstance(t, pl.Decimal)]
+    if decimals:
+        frame = frame.with_columns(pl.col(decimals).cast(pl.Float64))
+    return frame.write_json().encode()
+
+
+def encode_page(table: PublicTable, page: Page, fmt: Format) -> bytes:
+    """The body of a rows page; CPU-bound for big pages, so callers run it off the event loop."""
+    if fmt is Format.CSV:
         buf = io.BytesIO()
         page.frame.write_csv(buf)
         return buf.getvalue()
-    return _encoder.encode(
-        {
-            "table": table.id,
-            "release": table.release,
-            "columns": page.frame.columns,
-            "rows": page.frame.to_dicts(),
-            "has_more": page.has_more,
-            "next_cursor": page.next_cursor,
-        }
+    if fmt is Format.ARROW:
+        sink = pa.BufferOutputStream()
+        data = _arrow(table, page)
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        return bytes(sink.getvalue())
+    if fmt is Format.PARQUET:
+        out = pa.BufferOutputStream()
+        # Measured on the 1 M-cell extract: dictionary encoding costs more time than it saves on
+        # the wire; snappy without it writes and reads fastest (the client is usually near).
+        pq.write_table(_arrow(table, page), out, compression="snappy", use_dictionary=False)
+        return bytes(out.getvalue())
+    # JSON: polars writes the rows (Rust, row objects, null for suppressed); the envelope around it.
+    head = _encoder.encode(
+        {"table": table.id, "release": table.release, "columns": page.frame.columns}
     )
-
-
-def encode_json(value: object) -> bytes:
-    return _encoder.encode(value)
+    tail = _encoder.encode({"has_more": page.has_more, "next_cursor": page.next_cursor})
+    rows = _json_rows(page.frame) if page.frame.height else b"[]"
+    return b"".join((head[:-1], b',"rows":', rows, b",", tail[1:]))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from dataflow.aggregation.catalog import LoadedRelease
 from dataflow.api.auth import KeyRing
+from dataflow.api.execute import QueryRunner
+from dataflow.api.metrics import Metrics
 from dataflow.contracts.service import ContractsService
 from dataflow.metering.protocol import Meter
 
@@ -18,3 +20,9 @@ class ApiState:
     keys: KeyRing
     contracts: ContractsService
     meter: Meter | None
+    runner: QueryRunner
+    metrics: Metrics
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.release.version}"'

@@ -1,0 +1,69 @@
+"""Prometheus metrics, correct across worker processes.
+
+``dataflow serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers
+start; each worker then writes its samples to memory-mapped files there and ``/metrics`` (served by
+any worker) aggregates all of them. Without the variable (tests, the demo) the app keeps its own
+in-process registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The API's metrics, registered in a registry of the app's own (no import-time globals)."""
+
+    def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        if self.multiprocess_dir:
+            # The value class is chosen when prometheus_client is imported, which may have happened
+            # in the parent before `serve` set the variable: choose again, now that it is set.
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "dataflow_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dataflow_http_request_duration_seconds",
+            "Time from request to the end of the response, by route template",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.accesses = Counter(
+            "dataflow_data_accesses",
+            "Data accesses served (each one counted by the meter), by table and format",
+            ["table", "format"],
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "dataflow_rows_served", "Rows sent in data responses", registry=self.registry
+        )
+        self.cache = Counter(
+            "dataflow_response_cache",
+            "Response cache lookups for data requests, by result (hit or miss)",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(registry))
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,152 @@
+"""Request IDs, structured access logs without secrets, metrics, and limits on the request line.
+
+One raw ASGI middleware (cheaper than one per concern): it assigns the request ID (a client's
+``X-Request-ID`` is kept when it is sane), refuses over-long URIs (414) and request bodies (413)
+before routing, then records status, bytes and time in the access log and the metrics.
+
+The access log never holds the ``Authorization`` header, nor any query parameter that looks like a
+credential; the caller appears by partner id and key id (the public half of a key).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from dataflow.api.errors import PROBLEM_JSON, problem_bytes
+from dataflow.api.metrics import Metrics
+
+__all__ = [
+    "CALLER_KEY",
+    "MAX_BODY_BYTES",
+    "MAX_PATH_BYTES",
+    "MAX_QUERY_BYTES",
+    "REQUEST_ID_HEADER",
+    "observe",
+]
+
+REQUEST_ID_HEADER = "x-request-id"
+CALLER_KEY = "dataflow.caller"  # scope entry handlers fill with (partner id, key id)
+TABLE_KEY = "dataflow.table"
+MAX_QUERY_BYTES = 4096
+MAX_PATH_BYTES = 1024
+MAX_BODY_BYTES = 1 << 20  # the partner API reads no bodies; admin bodies are small
+
+_SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
+_SECRET_PARAM = re.compile(r"(?i)((?:^|&)(?:[^=&]*(?:key|token|secret|password|auth)[^=&]*)=)[^&]*")
+_log = logging.getLogger("dataflow.access")
+_encoder = msgspec.json.Encoder()
+
+
+def _redact(query: str) -> str:
+    return _SECRET_PARAM.sub(r"\1[redacted]", query)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return bytes(v)
+    return None
+
+
+async def _refuse(
+    send: Send, status: int, kind: str, title: str, detail: str, request_id: bytes, path: str
+) -> None:
+    body = problem_bytes(status, kind, title, detail, instance=path[:200])
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (REQUEST_ID_HEADER.encode(), request_id),
+        ],
+    }
+    await send(start)
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(end)
+
+
+def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    """The middleware factory Litestar calls with the next app."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def handle(asgi_scope: Scope, receive: Receive, send: Send) -> None:
+            scope = cast(dict[str, Any], asgi_scope)
+            if scope["type"] != "http":
+                await app(asgi_scope, receive, send)
+                return
+            started = time.perf_counter()
+            given = _header(scope, b"x-request-id")
+            request_id = given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex.encode()
+            # Some servers put the query in raw_path too (the ASGI spec says they should not).
+            raw_path = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
+            query = scope.get("query_string", b"")
+            path = scope["path"]
+            state: dict[str, Any] = {"status": 500, "bytes": 0}
+
+            async def send_wrapper(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    state["status"] = message["status"]
+                    headers = list(message.get("headers", ()))
+                    headers.append((REQUEST_ID_HEADER.encode(), request_id))
+                    message = cast(Message, {**message, "headers": headers})
+                elif message["type"] == "http.response.body":
+                    state["bytes"] += len(message.get("body", b""))
+                await send(message)
+
+            length = _header(scope, b"content-length")
+            if len(query) > MAX_QUERY_BYTES or len(raw_path) > MAX_PATH_BYTES:
+                await _refuse(
+                    send_wrapper,
+                    414,
+                    "uri-too-long",
+                    "URI too long",
+                    f"path at most {MAX_PATH_BYTES} and query at most {MAX_QUERY_BYTES} bytes; "
+                    "use prefixes (a*) or ranges (a..b) instead of long code lists",
+                    request_id,
+                    path,
+                )
+            elif length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                await _refuse(
+                    send_wrapper,
+                    413,
+                    "content-too-large",
+                    "Content too large",
+                    f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                    request_id,
+                    path,
+                )
+            else:
+                await app(asgi_scope, receive, send_wrapper)
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            status = state["status"]
+            metrics.requests.labels(route, scope["method"], str(status)).inc()
+            metrics.latency.labels(route).observe(elapsed)
+            if _log.isEnabledFor(logging.INFO):
+                caller = scope.get(CALLER_KEY)
+                record = {
+                    "request_id": request_id.decode(),
+                    "method": scope["method"],
+                    "path": path[:MAX_PATH_BYTES],
+                    "query": _redact(query[:MAX_QUERY_BYTES].decode("latin-1")),
+                    "status": status,
+                    "bytes": state["bytes"],
+                    "ms": round(elapsed * 1000, 2),
+                    "partner": caller[0] if caller else None,
+                    "key_id": caller[1] if caller else None,
+                    "table": scope.get(TABLE_KEY),
+                }
+                _log.info(_encoder.encode(record).decode())
+
+        return handle
+
+    return middleware

@@ -1,0 +1,142 @@
+"""The data route: rows of a protected table, filtered, sorted, paged, in four formats.
+
+Every request that gets here with a valid key and a valid query is one access: it is counted by the
+meter before the body is produced (cached or not), and released if producing it fails.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
+
+from dataflow.aggregation.query import MAX_LIMIT, QueryError, parse_query
+from dataflow.api.encode import ARROW, CSV, JSON, PARQUET, Format
+from dataflow.api.errors import Problem
+from dataflow.api.metering import count_access, finish_access
+from dataflow.api.observe import TABLE_KEY
+from dataflow.api.routes.common import api_state, authenticate, problems
+
+__all__ = ["MAX_LIMIT_BINARY", "RowsPage", "negotiate", "table_rows"]
+
+MAX_LIMIT_BINARY = 250_000  # rows per page in Arrow or Parquet: columnar bulk extracts
+_OFFERED = [JSON, CSV, ARROW, PARQUET]
+_BY_MEDIA = {f.media_type: f for f in Format}
+
+
+class RowsPage(msgspec.Struct, frozen=True, kw_only=True):
+    """The JSON body (the other formats carry the same pagination in headers)."""
+
+    table: str
+    release: str
+    columns: list[str]
+    rows: list[dict[str, str | float | None]]  # float: any JSON number (integers too)
+    has_more: bool
+    next_cursor: str | None
+
+
+def negotiate(request: Request[Any, Any, Any]) -> Format:
+    """``format=`` wins over ``Accept``; no preference means JSON."""
+    raw = request.query_params.get("format")
+    if raw is not None:
+        try:
+            return Format(raw)
+        except ValueError:
+            raise QueryError("format", f"one of {', '.join(f.value for f in Format)}") from None
+    accept = request.headers.get("accept")
+    if not accept or accept.strip() == "*/*":
+        return Format.JSON
+    best = request.accept.best_match(_OFFERED)
+    if best is None:
+        raise Problem(
+            406,
+            "not-acceptable",
+            "Not acceptable",
+            f"can produce {', '.join(_OFFERED)} (or use format=json|csv|arrow|parquet); "
+            f"asked for {accept[:200]}",
+        )
+    return _BY_MEDIA[best]
+
+
+def _single_params(request: Request[Any, Any, Any]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in params:
+            raise QueryError(name[:40], "given twice; give several codes as one list, a,b")
+        params[name] = value
+    return params
+
+
+def _next_link(request: Request[Any, Any, Any], cursor: str) -> str:
+    """The same query string with the cursor replaced (cheaper than re-encoding every param)."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    kept = "&".join(p for p in raw.split("&") if p and not p.startswith("cursor="))
+    query = f"{kept}&cursor={cursor}" if kept else f"cursor={cursor}"
+    return f'<{request.scope["path"]}?{query}>; rel="next"'
+
+
+@get(
+    "/v1/tables/{table_id:str}/rows",
+    summary="Rows of a table (billable: one request = one access)",
+    description=(
+        "Filters: `<level>=code`, `<level>=a,b` (list), `<level>=lo..hi` (range, e.g. months), "
+        "`<level>=prefix*` (hierarchy prefix); `_T` selects the margin. `columns=` chooses "
+        "columns, `sort=-item_value,month` orders them (suppressed values last), `limit` and "
+        "`cursor` page (keyset). Every response says whether more rows exist: `has_more` and "
+        "`next_cursor` in JSON, `Dataflow-Has-More`, `Dataflow-Next-Cursor` and `Link` headers "
+        "for every format. Suppressed cells: measures null, `flag` = `X`. Formats by Accept or "
+        f"`format=`: JSON, CSV (limit ≤ {MAX_LIMIT:,}), Arrow IPC stream, Parquet "
+        f"(limit ≤ {MAX_LIMIT_BINARY:,})."
+    ),
+    tags=["data"],
+    security=[{"bearer": []}],
+    responses={
+        200: ResponseSpec(data_container=RowsPage, media_type=JSON, description="A page of rows"),
+        **problems(400, 401, 403, 404, 406, 422, 429, 503),
+    },
+)
+async def table_rows(
+    request: Request[Any, Any, Any], state: State, table_id: FromPath[str]
+) -> Response[bytes]:
+    api = api_state(state)
+    caller = await authenticate(request, api)
+    table = api.release.table(table_id)
+    cast(dict[str, Any], request.scope)[TABLE_KEY] = table.id
+    fmt = negotiate(request)
+    params = _single_params(request)
+    max_limit = MAX_LIMIT_BINARY if fmt.binary else MAX_LIMIT
+    query = parse_query(table, params, api.release.version, max_limit=max_limit)
+    access = None
+    started = time.perf_counter()
+    if api.meter is not None:  # counted before anything is served, cached or not
+        access = await count_access(api.meter, caller, table.id, api.release.version)
+    try:
+        cached = api.runner.lookup(api.release, query, fmt)
+        api.metrics.cache.labels("hit" if cached is not None else "miss").inc()
+        out = cached or await api.runner.render(api.release, table, query, fmt)
+    except BaseException:
+        if api.meter is not None and access is not None:  # a failed response is not billed
+            await finish_access(api.meter, access, status=500, nbytes=0, latency_ms=0.0)
+        raise
+    if api.meter is not None and access is not None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        await finish_access(
+            api.meter, access, status=200, nbytes=len(out.body), latency_ms=latency_ms
+        )
+    api.metrics.accesses.labels(table.id, fmt.value).inc()
+    api.metrics.rows.inc(out.rows)
+    headers = {
+        "Dataflow-Release": api.release.version,
+        "Dataflow-Has-More": "true" if out.has_more else "false",
+        "Cache-Control": "private, no-store",
+        "Vary": "Accept",
+    }
+    if out.next_cursor is not None:
+        headers["Dataflow-Next-Cursor"] = out.next_cursor
+        headers["Link"] = _next_link(request, out.next_cursor)
+    return Response(out.body, media_type=fmt.media_type, headers=headers)
