@@ -127,6 +127,8 @@ class Traffic:
         raise AssertionError(f"worker {pid} never answered {status}: {self.log[-10:]}")
 
 
+# one running server at a time (with tests/e2e/test_server.py): two cores, slow start-ups
+@pytest.mark.xdist_group("e2e-server")
 @pytest.mark.slow
 def test_suspension_reaches_every_worker_within_seconds(
     running: tuple[str, dict[str, str]], database_url: str
