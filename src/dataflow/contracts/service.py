@@ -385,7 +385,15 @@ class ContractsService:
     # -- contracts and authorizations -------------------------------------------------------
 
     def request_supply(
-        self, partner_id: int, kind: ContractKind, *, sla: str | None = None, actor: str = "system"
+        self,
+        partner_id: int,
+        kind: ContractKind,
+        *,
+        sla: str | None = None,
+        tables: frozenset[str] | None = None,
+        rate_per_second: int | None = None,
+        rate_per_minute: int | None = None,
+        actor: str = "system",
     ) -> Contract:
         """A paid supply request (Art. 8): it waits for the analysis fee (Art. 9)."""
         if kind is ContractKind.SANDBOX:
@@ -401,6 +409,9 @@ class ContractsService:
                 state=ContractState.REQUESTED.value,
                 modality=kind.value,
                 sla=sla,
+                tables=encode_tables(tables),
+                rate_per_second=rate_per_second,
+                rate_per_minute=rate_per_minute,
                 secrecy_term_accepted=False,
                 requested_at=now,
                 created_at=now,
@@ -937,6 +948,16 @@ class ContractsService:
             )
             assert after is not None
             return after
+
+    def fines(self, month: str) -> dict[int, list[Sanction]]:
+        """Fines imposed in a billing month (America/Sao_Paulo), not withdrawn, per partner:
+        what billing turns into invoice lines (Art. 45 III)."""
+        out: dict[int, list[Sanction]] = {}
+        for s in self.sanctions():
+            local = s.imposed_at.astimezone(SAO_PAULO).strftime("%Y-%m")
+            if s.kind is SanctionKind.FINE and s.lifted_at is None and local == month:
+                out.setdefault(s.partner_id, []).append(s)
+        return out
 
     def sanctions(self, partner_id: int | None = None) -> list[Sanction]:
         with self.engine.connect() as conn:
