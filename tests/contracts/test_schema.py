@@ -8,8 +8,14 @@ from alembic.script import ScriptDirectory
 
 from dataflow.contracts.models import Plan
 from dataflow.contracts.repository import make_engine
-from dataflow.contracts.schema import alembic_config, ensure_schema, schema_diff
+from dataflow.contracts.schema import (
+    SchemaNotMigrated,
+    alembic_config,
+    ensure_schema,
+    schema_diff,
+)
 from dataflow.contracts.service import ContractsService
+from dataflow.contracts.tables import metadata
 
 
 def test_migrations_produce_exactly_the_metadata(database_url: str) -> None:
@@ -37,3 +43,15 @@ def test_concurrent_start_ups_migrate_once(database_url: str) -> None:
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(ensure_schema, engines))
     assert schema_diff(engines[0]) == []
+
+
+def test_a_table_without_a_migration_is_reported(database_url: str) -> None:
+    engine = make_engine(database_url)
+    ensure_schema(engine)
+    extra = sa.Table("not_migrated_yet", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    try:
+        with pytest.raises(SchemaNotMigrated, match=r"not_migrated_yet.*dataflow db revision"):
+            ensure_schema(engine)
+    finally:
+        metadata.remove(extra)
+    ensure_schema(engine)

@@ -7,7 +7,7 @@ import pytest
 
 from dataflow.contracts.errors import InvalidInput, KeyNotFound, MemberNotFound, PartnerNotFound
 from dataflow.contracts.keys import parse_key, secret_matches
-from dataflow.contracts.models import PartnerStatus, Plan, SanctionKind
+from dataflow.contracts.models import ContractKind, PartnerStatus, Plan, SanctionKind
 from dataflow.contracts.service import ContractsService
 
 from .conftest import Clock
@@ -149,3 +149,25 @@ def test_usage_ledger_is_idempotent(service: ContractsService) -> None:
     assert service.usage(p.id, "2026-11") == 12
     assert service.usage_for_month("2026-11") == {p.id: 12}
     assert service.usage(p.id, "2026-10") == 0
+
+
+def test_fines_of_a_month_for_billing(service: ContractsService, clock: Clock) -> None:
+    p = service.create_partner("Acme", Plan.CONTINUOUS)
+    f1 = service.fine(p.id, "breach", "500")
+    withdrawn = service.fine(p.id, "mistake", "10")
+    service.lift(withdrawn.id)
+    service.warn(p.id, "not a fine")
+    clock.advance(days=31)
+    service.fine(p.id, "next month", "7")
+    assert {pid: [f.id for f in fs] for pid, fs in service.fines("2026-03").items()} == {
+        p.id: [f1.id]
+    }
+    assert [f.amount_ufemg for f in service.fines("2026-04")[p.id]] == ["7.0000"]
+
+
+def test_paid_request_carries_scope_and_rates(service: ContractsService) -> None:
+    p = service.register_partner("Acme", Plan.CONTINUOUS)
+    c = service.request_supply(
+        p.id, ContractKind.CONTINUOUS, tables=frozenset({"t"}), rate_per_second=5
+    )
+    assert (c.tables, c.rate_per_second, c.rate_per_minute) == (frozenset({"t"}), 5, None)

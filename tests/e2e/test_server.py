@@ -88,6 +88,7 @@ def server(
         proc.kill()
 
 
+@pytest.mark.xdist_group("e2e-server")  # one running server at a time on two cores
 def test_counts_equal_responses_and_suppression_shows(
     server: tuple[str, str, int], redis_url: str, redis_prefix: str
 ) -> None:

@@ -18,9 +18,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Engine, MetaData, inspect, text
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "ensure_schema", "schema_diff", "target_metadata"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SchemaNotMigrated",
+    "alembic_config",
+    "ensure_schema",
+    "schema_diff",
+    "target_metadata",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 5750_2024  # any constant: one migration at a time per database
@@ -83,16 +90,31 @@ def ensure_schema(engine: Engine) -> None:
     """
     head = _head()
     with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-    with _file_lock(engine), engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        at_head = MigrationContext.configure(conn).get_current_revision() == head
+    if not at_head:
+        with _file_lock(engine), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+    _check_every_table_migrated(engine)
+
+
+class SchemaNotMigrated(RuntimeError):
+    """Tables defined in code that no migration creates."""
+
+
+def _check_every_table_migrated(engine: Engine) -> None:
+    with engine.connect() as conn:
+        present = set(inspect(conn).get_table_names())
+    missing = sorted(set(target_metadata().tables) - present)
+    if missing:
+        raise SchemaNotMigrated(
+            f"tables {', '.join(missing)} are defined in code but no migration creates them: "
+            'add a revision (`dataflow db revision -m "why"`, see DEVELOPERS.md)'
+        )
 
 
 def schema_diff(engine: Engine) -> list[Any]:

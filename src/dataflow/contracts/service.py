@@ -53,7 +53,14 @@ from dataflow.contracts.repository import (
     encode_tables,
 )
 from dataflow.contracts.schema import ensure_schema
-from dataflow.contracts.tables import admin_credentials, api_keys, contacts, contracts, members
+from dataflow.contracts.tables import (
+    admin_credentials,
+    api_keys,
+    contacts,
+    contracts,
+    members,
+    partners,
+)
 from dataflow.contracts.tables import sanctions as sanctions_table
 
 __all__ = ["ContractsService", "current_contract"]
@@ -233,8 +240,6 @@ class ContractsService:
         now: datetime,
         actor: str,
     ) -> Partner:
-        from dataflow.contracts.tables import partners
-
         if not name.strip():
             raise InvalidInput("name", "a partner needs a name")
         if (
@@ -380,7 +385,15 @@ class ContractsService:
     # -- contracts and authorizations -------------------------------------------------------
 
     def request_supply(
-        self, partner_id: int, kind: ContractKind, *, sla: str | None = None, actor: str = "system"
+        self,
+        partner_id: int,
+        kind: ContractKind,
+        *,
+        sla: str | None = None,
+        tables: frozenset[str] | None = None,
+        rate_per_second: int | None = None,
+        rate_per_minute: int | None = None,
+        actor: str = "system",
     ) -> Contract:
         """A paid supply request (Art. 8): it waits for the analysis fee (Art. 9)."""
         if kind is ContractKind.SANDBOX:
@@ -396,6 +409,9 @@ class ContractsService:
                 state=ContractState.REQUESTED.value,
                 modality=kind.value,
                 sla=sla,
+                tables=encode_tables(tables),
+                rate_per_second=rate_per_second,
+                rate_per_minute=rate_per_minute,
                 secrecy_term_accepted=False,
                 requested_at=now,
                 created_at=now,
@@ -701,42 +717,52 @@ class ContractsService:
         Without ``member_id`` the key goes to the partner's only member; with several members
         the caller must say whose key it is.
         """
-        now = self.now()
         with self._tx() as conn:
-            self._partner_or_raise(conn, partner_id)
-            team = Repo.members(conn, partner_id)
-            if member_id is None:
-                if len(team) != 1:
-                    raise InvalidInput(
-                        "member",
-                        f"partner {partner_id} has {len(team)} team members: say whose key it is "
-                        "(--member ID, see `dataflow member list`)",
-                    )
-                member_id = team[0].id
-            if member_id not in {m.id for m in team}:
-                raise MemberNotFound(member_id, partner_id)
-            key_id, secret, full = new_key()
-            conn.execute(
-                api_keys.insert().values(
-                    key_id=key_id,
-                    partner_id=partner_id,
-                    member_id=member_id,
-                    secret_hash=hash_secret(secret),
-                    tables=encode_tables(tables),
-                    created_at=now,
+            return self._create_key(conn, partner_id, member_id, tables, actor, self.now())
+
+    def _create_key(
+        self,
+        conn: Connection,
+        partner_id: int,
+        member_id: int | None,
+        tables: frozenset[str] | None,
+        actor: str,
+        now: datetime,
+    ) -> str:
+        self._partner_or_raise(conn, partner_id)
+        team = Repo.members(conn, partner_id)
+        if member_id is None:
+            if len(team) != 1:
+                raise InvalidInput(
+                    "member",
+                    f"partner {partner_id} has {len(team)} team members: say whose key it is "
+                    "(--member ID, see `dataflow member list`)",
                 )
-            )
-            Repo.audit(
-                conn,
-                actor=actor,
-                action="key.create",
-                entity="key",
-                entity_id=key_id,
+            member_id = team[0].id
+        if member_id not in {m.id for m in team}:
+            raise MemberNotFound(member_id, partner_id)
+        key_id, secret, full = new_key()
+        conn.execute(
+            api_keys.insert().values(
+                key_id=key_id,
                 partner_id=partner_id,
-                after=self._key(conn, key_id),
-                at=now,
+                member_id=member_id,
+                secret_hash=hash_secret(secret),
+                tables=encode_tables(tables),
+                created_at=now,
             )
-            return full
+        )
+        Repo.audit(
+            conn,
+            actor=actor,
+            action="key.create",
+            entity="key",
+            entity_id=key_id,
+            partner_id=partner_id,
+            after=self._key(conn, key_id),
+            at=now,
+        )
+        return full
 
     @staticmethod
     def _key(conn: Connection, key_id: str) -> ApiKeyRecord | None:
@@ -773,15 +799,14 @@ class ContractsService:
 
     def rotate_key(self, key_id: str, *, actor: str = "system") -> str:
         """A new key for the same member and scope; the old one stops working at once."""
-        with self._tx() as conn:
+        now = self.now()
+        with self._tx() as conn:  # both or neither
             old = self._key(conn, key_id)
             if old is None or old.revoked_at is not None:
                 raise KeyNotFound(key_id)
-        new = self.create_key(
-            old.partner_id, member_id=old.member_id, tables=old.tables, actor=actor
-        )
-        self.revoke_key(key_id, reason="rotated", actor=actor)
-        return new
+            new = self._create_key(conn, old.partner_id, old.member_id, old.tables, actor, now)
+            self._revoke(conn, key_id, "rotated", actor, now)
+            return new
 
     def keys(self, partner_id: int) -> list[ApiKeyRecord]:
         with self.engine.connect() as conn:
@@ -924,6 +949,16 @@ class ContractsService:
             assert after is not None
             return after
 
+    def fines(self, month: str) -> dict[int, list[Sanction]]:
+        """Fines imposed in a billing month (America/Sao_Paulo), not withdrawn, per partner:
+        what billing turns into invoice lines (Art. 45 III)."""
+        out: dict[int, list[Sanction]] = {}
+        for s in self.sanctions():
+            local = s.imposed_at.astimezone(SAO_PAULO).strftime("%Y-%m")
+            if s.kind is SanctionKind.FINE and s.lifted_at is None and local == month:
+                out.setdefault(s.partner_id, []).append(s)
+        return out
+
     def sanctions(self, partner_id: int | None = None) -> list[Sanction]:
         with self.engine.connect() as conn:
             return Repo.sanctions(conn, partner_id)
@@ -934,7 +969,7 @@ class ContractsService:
         """Each partner's entitlement now, from its current contract and its sanctions."""
         now = self.now()
         with self.engine.connect() as conn:
-            partners = Repo.partners(conn)
+            everyone = Repo.partners(conn)
             by_partner: dict[int, list[Contract]] = {}
             for c in Repo.contracts(conn):
                 by_partner.setdefault(c.partner_id, []).append(c)
@@ -945,7 +980,7 @@ class ContractsService:
             p.id: derive_entitlement(
                 p, current_contract(by_partner.get(p.id, [])), sanctions.get(p.id, []), now
             )
-            for p in partners
+            for p in everyone
         }
 
     def entitlement(self, partner_id: int) -> Entitlement:

@@ -114,6 +114,13 @@ MATRIX: list[tuple[str, str, str, Target, frozenset[Role]]] = [
     ),
     ("show_partner", "show partner", "GET", _fixed("/admin/v1/partners/{b}"), ALL),
     (
+        "add_contact",
+        "add contact",
+        "POST",
+        _fixed("/admin/v1/partners/{b}/contacts", {"kind": "technical", "name": "T"}),
+        frozenset({OP}),
+    ),
+    (
         "partner_contracts",
         "partner contracts",
         "GET",

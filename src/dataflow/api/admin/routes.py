@@ -20,7 +20,15 @@ from litestar.params import FromPath, JSONBody
 
 from dataflow.api.admin.auth import require
 from dataflow.api.admin.errors import contracts_exception_handlers
-from dataflow.api.admin.schemas import ContractIn, EventIn, KeyIn, MemberIn, PartnerIn, SanctionIn
+from dataflow.api.admin.schemas import (
+    ContactIn,
+    ContractIn,
+    EventIn,
+    KeyIn,
+    MemberIn,
+    PartnerIn,
+    SanctionIn,
+)
 from dataflow.api.state import ApiState
 from dataflow.contracts.errors import InvalidInput, KeyNotFound
 from dataflow.contracts.lifecycle import Event
@@ -109,6 +117,26 @@ async def show_partner(
     return _json(await _call(load))
 
 
+@post("/partners/{partner_id:int}/contacts")
+async def add_contact(
+    request: Request[Any, Any, Any],
+    state: State,
+    partner_id: FromPath[int],
+    data: JSONBody[ContactIn],
+) -> Response[bytes]:
+    staff = await require(request, state, *OPERATOR)
+    c = await _call(
+        _contracts(state).add_contact,
+        partner_id,
+        kind=data.kind,
+        name=data.name,
+        email=data.email,
+        phone=data.phone,
+        actor=staff.actor,
+    )
+    return _json(c, 201)
+
+
 @get("/partners/{partner_id:int}/contracts")
 async def partner_contracts(
     request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
@@ -147,7 +175,14 @@ async def create_contract(
         )
     else:
         c = await _call(
-            service.request_supply, partner_id, data.kind, sla=data.sla, actor=staff.actor
+            service.request_supply,
+            partner_id,
+            data.kind,
+            sla=data.sla,
+            tables=frozenset(data.tables) if data.tables is not None else None,
+            rate_per_second=data.rate_per_second,
+            rate_per_minute=data.rate_per_minute,
+            actor=staff.actor,
         )
     return _json(c, 201)
 
@@ -347,6 +382,7 @@ admin_router = Router(
         list_partners,
         create_partner,
         show_partner,
+        add_contact,
         partner_contracts,
         create_contract,
         show_contract,

@@ -10,7 +10,7 @@ import msgspec
 from dataflow.contracts.lifecycle import EndReason, Event
 from dataflow.contracts.models import ContractKind, Plan, SanctionKind
 
-__all__ = ["ContractIn", "EventIn", "KeyIn", "MemberIn", "PartnerIn", "SanctionIn"]
+__all__ = ["ContactIn", "ContractIn", "EventIn", "KeyIn", "MemberIn", "PartnerIn", "SanctionIn"]
 
 
 class PartnerIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -19,6 +19,13 @@ class PartnerIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     cnpj: str | None = None
     representative: str | None = None
     email: str | None = None
+
+
+class ContactIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: str  # legal | technical | billing
+    name: str
+    email: str | None = None
+    phone: str | None = None
 
 
 class ContractIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
