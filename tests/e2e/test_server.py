@@ -52,6 +52,7 @@ def server(
     partner = int(_cli(env, "partner", "create", "E2E Ltda", "--plan", "continuous"))
     key = _cli(env, "key", "create", str(partner))
     port = _free_port()
+    log = tmp_path / "server.log"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -66,7 +67,8 @@ def server(
             str(release.path),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        # a file, not a pipe: the access log would fill an unread pipe and stall the workers
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -79,7 +81,7 @@ def server(
             time.sleep(0.1)
     else:
         proc.kill()
-        raise AssertionError(f"server did not start: {proc.stdout.read() if proc.stdout else ''!r}")
+        raise AssertionError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
     yield base, key, partner
     proc.send_signal(signal.SIGINT)
     try:

@@ -38,10 +38,12 @@ def running(
     }
     port = _free_port()
     args = ["serve", "--port", str(port), "--workers", "2", "--release", str(release.path)]
+    log = tmp_path / "server.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "dataflow", *args],
         env=env,
-        stdout=subprocess.PIPE,
+        # a file, not a pipe: the access log would fill an unread pipe and stall the workers
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -54,7 +56,7 @@ def running(
             time.sleep(0.1)
     else:
         proc.kill()
-        raise AssertionError(f"server did not start: {proc.stdout.read() if proc.stdout else ''!r}")
+        raise AssertionError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
     yield base, env
     proc.send_signal(signal.SIGINT)
     try:

@@ -72,7 +72,7 @@ class QueryRunner:
         *,
         threads: int = 2,
         timeout_seconds: float = 10.0,
-        max_in_flight: int = 16,
+        max_in_flight: int = 256,  # beyond this many queued queries a worker sheds load (503)
         cache_bytes: int = 64 << 20,
     ) -> None:
         self.timeout_seconds = timeout_seconds
