@@ -69,16 +69,21 @@ def _play_partner(base: str, key: str, table_id: str, rng: random.Random) -> dic
         )
         stats["data_200"] += 1
         cursor = None
+        filters: dict[str, str | int] = {}
         while stats["data_200"] < REQUESTS:
             params: dict[str, str | int] = {"limit": rng.choice([50, 100, 500])}
             kind = rng.random()
-            if cursor:
+            if cursor:  # a cursor belongs to its query: page on with the same filters
+                params.update(filters)
                 params["cursor"] = cursor
-            elif kind < 0.4:
-                params["municipality"] = "3106200"  # Belo Horizonte
-            elif kind < 0.7:
-                params["month"] = f"{months[0]}..{months[-1]}"
-                params["cnae_division"] = rng.choice(["47", "46", "10", "56"])
+            else:
+                filters = {}
+                if kind < 0.4:
+                    filters["municipality"] = "3106200"  # Belo Horizonte
+                elif kind < 0.7:
+                    filters["month"] = f"{months[0]}..{months[-1]}"
+                    filters["cnae_division"] = rng.choice(["47", "46", "10", "56"])
+                params.update(filters)
             res = (
                 client.get(f"/v1/tables/{table['id']}/rows", params=params)
                 .raise_for_status()
