@@ -30,7 +30,9 @@ def test_hierarchy_is_consistent_bottom_to_top(reference: ReferenceData) -> None
             "uf": to_uf[meso],
         }
     assert set(to_uf.values()) == {"MG"}
-    assert reference.labels("uf") == {"MG": "Minas Gerais"}
+    ufs = reference.labels("uf")
+    assert len(ufs) == 27
+    assert ufs["MG"] == "Minas Gerais"
     assert GEO_LEVELS == ("uf", "mesoregion", "microregion", "municipality")
 
 
@@ -44,3 +46,12 @@ def test_known_places(reference: ReferenceData) -> None:
     assert reference.labels("microregion")["31065"] == "Juiz de Fora"
     # The capital is the largest municipality by the size proxy.
     assert max(reference.municipalities, key=lambda m: m.population).code == "3106200"
+
+
+def test_states_and_capitals(reference: ReferenceData) -> None:
+    states = {s.uf: s for s in reference.states}
+    assert len(states) == 27
+    assert (states["MG"].code, states["MG"].capital) == ("31", "3106200")
+    assert (states["SP"].code, states["SP"].capital_name) == ("35", "São Paulo")
+    for s in states.values():
+        assert s.capital.startswith(s.code) and len(s.capital) == 7

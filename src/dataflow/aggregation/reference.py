@@ -18,13 +18,12 @@ __all__ = [
     "Municipality",
     "ReferenceData",
     "Region",
+    "State",
     "load_reference",
 ]
 
 # Coarse to fine, as release manifests list hierarchy levels.
 GEO_LEVELS = ("uf", "mesoregion", "microregion", "municipality")
-
-_UF_NAMES = {"MG": "Minas Gerais"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +46,17 @@ class Region:
 
 
 @dataclass(frozen=True, slots=True)
+class State:
+    """A federative unit: IBGE code (the access key's cUF), abbreviation, name, capital."""
+
+    code: str  # IBGE 2 digits, e.g. "31"
+    uf: str  # e.g. "MG"
+    name: str
+    capital: str  # IBGE 7-digit code of the capital
+    capital_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class CnaeEntry:
     level: str  # section | division | group | class | subclass
     code: str  # digits only below section (e.g. "4711302"), letter for the section
@@ -62,6 +72,7 @@ class ReferenceData:
     cfop: tuple[tuple[str, str], ...]
     microregions: tuple[Region, ...] = field(default=())
     mesoregions: tuple[Region, ...] = field(default=())
+    states: tuple[State, ...] = field(default=())
 
     def cnae_level(self, level: str) -> tuple[CnaeEntry, ...]:
         return tuple(e for e in self.cnae if e.level == level)
@@ -75,7 +86,7 @@ class ReferenceData:
         if level == "mesoregion":
             return {r.code: r.name for r in self.mesoregions}
         if level == "uf":
-            return {uf: _UF_NAMES.get(uf, uf) for uf in sorted({m.uf for m in self.municipalities})}
+            return {s.uf: s.name for s in self.states}
         if level.startswith("cnae_"):
             return {e.code: e.label for e in self.cnae if e.level == level.removeprefix("cnae_")}
         if level == "cfop":
@@ -153,4 +164,8 @@ def load_reference(datasets_dir: Path) -> ReferenceData:
         cfop=tuple((r["code"], r["label"]) for r in _rows(datasets_dir / "cfop.csv")),
         microregions=microregions,
         mesoregions=mesoregions,
+        states=tuple(
+            State(r["uf_code"], r["uf"], r["name"], r["capital"], r["capital_name"])
+            for r in _rows(datasets_dir / "br_states.csv")
+        ),
     )

