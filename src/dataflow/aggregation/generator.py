@@ -150,7 +150,14 @@ def _tasks(world: World, items: int, months: list[Month], chunk_items: int) -> I
             continue
         rng = np.random.default_rng([world.seed, 2, month.year, month.month])
         yield from plan_month(
-            rng, world.population, month.year, month.month, n, chunk_items, numbering
+            rng,
+            world.population,
+            world.catalog.sub_basket,
+            month.year,
+            month.month,
+            n,
+            chunk_items,
+            numbering,
         )
 
 

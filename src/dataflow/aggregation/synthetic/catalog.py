@@ -34,6 +34,7 @@ class Catalog:
     sub_kind: npt.NDArray[np.int8]
     sub_pool: npt.NDArray[np.int32]
     sub_fuel: npt.NDArray[np.bool_]
+    sub_basket: npt.NDArray[np.float64]  # (n, 2): NFC-e basket size (median, sigma)
     # States in IBGE order: abbreviation, cUF, capital; MG municipalities with their size proxy
     ufs: tuple[str, ...]
     uf_code: npt.NDArray[np.int16]
@@ -76,6 +77,10 @@ def build_catalog(ref: ReferenceData, rng: np.random.Generator) -> Catalog:
         per_division[d] = per_division.get(d, 0) + 1
     sub_weight = np.array([profiles.division_weight(d) / per_division[d] for d in divisions])
     sub_weight = sub_weight * rng.lognormal(0.0, 1.0, len(subs))  # some activities are common
+    shops = [profiles.shop_weight(s) for s in subs]
+    sub_weight = np.array(
+        [w if sw is None else sw for w, sw in zip(sub_weight, shops, strict=True)]
+    )
     sub_weight /= sub_weight.sum()
 
     pools: dict[tuple[int, ...], int] = {}
@@ -112,6 +117,7 @@ def build_catalog(ref: ReferenceData, rng: np.random.Generator) -> Catalog:
         sub_kind=np.array([profiles.kind_of(d) for d in divisions], dtype=np.int8),
         sub_pool=sub_pool,
         sub_fuel=np.array([s.startswith("4731") for s in subs]),
+        sub_basket=np.array([profiles.basket(s) for s in subs], dtype=np.float64),
         ufs=tuple(s.uf for s in states),
         uf_code=np.array([int(s.code) for s in states], dtype=np.int16),
         uf_capital=np.array([int(s.capital) for s in states], dtype=np.int64),

@@ -190,7 +190,7 @@ def build_chunk(world: World, t: ChunkTask) -> ChunkResult:
     ncm = cat.pool_items[cat.pool_start[pool] + (pop.ncm_offset[it_est] + k) % size]
     chapter, unit = cat.ncm_chapter[ncm], cat.ncm_unit[ncm]
     it_recipient = recipient[inv]
-    intrastate = it_recipient == cat.uf_index("MG")
+    intrastate = it_recipient == pop.uf[it_est]
     cfop = _cfops(rng, pop.kind[it_est], cat.sub_fuel[pop.subclass[it_est]], op[inv], intrastate)
 
     qty = _quantities(rng, unit, chapter, it_nfe)

@@ -17,12 +17,11 @@ import numpy.typing as npt
 from dataflow.aggregation.synthetic import profiles
 from dataflow.aggregation.synthetic.population import Population
 
-__all__ = ["LINES", "ChunkTask", "Numbering", "draw_lines", "plan_month"]
+__all__ = ["MAX_LINES", "NFE_LINES", "ChunkTask", "Numbering", "draw_lines", "plan_month"]
 
-# Items per invoice: lognormal (median, sigma), rounded up, at most 990 (the NF-e 4.00 limit).
-# NFC-e: median 5, mean ~13 (DESIGN §4: 5 at the median, 12-15 on average);
-# NF-e: median 3, mean ~5.5.
-LINES = {65: (4.0, 1.5), 55: (3.0, 1.05)}
+# Items per NF-e: lognormal (median, sigma), rounded up: median 3, mean ~5.5 (DESIGN §4: 3-8).
+# NFC-e baskets depend on the shop (profiles.NFCE_BASKETS). At most 990 lines (NF-e 4.00 limit).
+NFE_LINES = (3.0, 1.05)
 MAX_LINES = 990
 
 
@@ -58,28 +57,38 @@ class Numbering:
         return cls(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
 
-def draw_lines(rng: np.random.Generator, model: int, n: int) -> npt.NDArray[np.int32]:
-    median, sigma = LINES[model]
-    lines = np.ceil(rng.lognormal(math.log(median), sigma, n))
+def draw_lines(
+    rng: np.random.Generator, median: npt.NDArray[np.float64], sigma: npt.NDArray[np.float64]
+) -> npt.NDArray[np.int32]:
+    lines = np.ceil(median * np.exp(sigma * rng.standard_normal(len(median))))
     return np.clip(lines, 1, MAX_LINES).astype(np.int32)
 
 
 def _channel(
-    rng: np.random.Generator, weights: npt.NDArray[np.float64], model: int, target: int
+    rng: np.random.Generator,
+    weights: npt.NDArray[np.float64],
+    basket: npt.NDArray[np.float64],
+    target: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
-    """Invoices of one model until exactly ``target`` items: (establishment, lines) per invoice."""
+    """Invoices until exactly ``target`` items: (establishment, lines) per invoice.
+
+    ``weights`` are shares of items; ``basket`` holds each establishment's (median, sigma) of
+    lines per invoice, so invoices are drawn in proportion to items / mean basket.
+    """
     if target <= 0 or weights.sum() <= 0:
         return np.empty(0, np.int32), np.empty(0, np.int32)
-    p = weights / weights.sum()
-    median, sigma = LINES[model]
-    mean = median * math.exp(sigma**2 / 2) + 0.5
+    mean = profiles.basket_mean(basket[:, 0], basket[:, 1])
+    per_invoice = weights / mean
+    p = per_invoice / per_invoice.sum()
+    avg = float(weights.sum() / per_invoice.sum())
     est_parts: list[npt.NDArray[np.int32]] = []
     line_parts: list[npt.NDArray[np.int32]] = []
     total = 0
     while total < target:
-        k = int((target - total) / mean * 1.05) + 16
-        est_parts.append(rng.choice(len(p), k, p=p).astype(np.int32))
-        line_parts.append(draw_lines(rng, model, k))
+        k = int((target - total) / avg * 1.05) + 16
+        est = rng.choice(len(p), k, p=p).astype(np.int32)
+        est_parts.append(est)
+        line_parts.append(draw_lines(rng, basket[est, 0], basket[est, 1]))
         total += int(line_parts[-1].sum())
     est = np.concatenate(est_parts)
     lines = np.concatenate(line_parts)
@@ -117,6 +126,7 @@ def _cuts(pop: Population, per_est: npt.NDArray[np.int64], chunk_items: int) -> 
 def plan_month(
     rng: np.random.Generator,
     pop: Population,
+    baskets: npt.NDArray[np.float64],
     year: int,
     month: int,
     items: int,
@@ -128,8 +138,9 @@ def plan_month(
     w65 = np.where(active, pop.w_nfce, 0.0)
     w55 = np.where(active, pop.w_nfe, 0.0)
     n65 = round(items * profiles.NFCE_ITEM_SHARE) if w65.sum() > 0 else 0
-    e65, l65 = _channel(rng, w65, 65, n65)
-    e55, l55 = _channel(rng, w55, 55, items - n65)
+    nfe = np.broadcast_to(np.asarray(NFE_LINES), (pop.size, 2))
+    e65, l65 = _channel(rng, w65, baskets[pop.subclass], n65)
+    e55, l55 = _channel(rng, w55, nfe, items - n65)
     est = np.concatenate([e65, e55])
     model = np.concatenate([np.full(len(e65), 65, np.int16), np.full(len(e55), 55, np.int16)])
     lines = np.concatenate([l65, l55])

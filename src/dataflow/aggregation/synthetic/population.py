@@ -91,14 +91,17 @@ def build_population(rng: np.random.Generator, cat: Catalog, items: int) -> Popu
     kind = cat.sub_kind[sub]
     retail = kind == Kind.RETAIL
     # Zipf over ranks; big sectors are more likely to rank high.
-    rank = _ranks(np.log(cat.sub_size[sub]) + rng.gumbel(0.0, 1.5, n_tax))
+    rank = _ranks(np.log(cat.sub_size[sub]) + rng.gumbel(0.0, 1.2, n_tax))
     w = rank**-ZIPF_EXPONENT
-    w_nfce = np.where(retail, w, 0.0)
+    # Weights are shares of items: a shop's invoices × its basket size (long trolleys, one-line fuel
+    # sales), so Zipf ranks count customers rather than lines.
+    baskets = cat.sub_basket[sub]
+    w_nfce = np.where(retail, w * profiles.basket_mean(baskets[:, 0], baskets[:, 1]), 0.0)
     w_nfe = np.where(retail, 0.12 * w, w)
     out_of_state = ~retail & (rng.random(n_tax) < 0.10)
     alnum = (rank > n_tax / 2) & ~out_of_state & (rng.random(n_tax) < 0.03)
     tail = np.flatnonzero((rank > n_tax / 2) & ~out_of_state)
-    alnum[tail[np.argmax(rank[tail])]] = True  # at least one, carrying the official example
+    alnum[tail[np.argmin(rank[tail])]] = True  # at least one, carrying the official example
 
     # Establishments: giant retailers run hundreds of shops, giant industries a few dozen plants,
     # and nobody has more shops than its volume can keep busy.
@@ -114,7 +117,7 @@ def build_population(rng: np.random.Generator, cat: Catalog, items: int) -> Popu
     numeric = np.flatnonzero(~alnum)
     roots[numeric] = ascii_digits(_numeric_roots(rng, len(numeric)), 8)
     alnum_idx = np.flatnonzero(alnum)
-    order = np.argsort(-rank[alnum_idx], kind="stable")  # the smallest one gets the example
+    order = np.argsort(rank[alnum_idx], kind="stable")  # the biggest one gets the example
     roots[alnum_idx[order]] = _alnum_roots(rng, len(alnum_idx))
 
     est_tax = np.repeat(np.arange(n_tax, dtype=np.int32), n_est)
@@ -125,9 +128,18 @@ def build_population(rng: np.random.Generator, cat: Catalog, items: int) -> Popu
     bases[example, 8:] = np.frombuffer(OFFICIAL_EXAMPLE[8:12].encode(), dtype=np.uint8)
     cnpj = np.column_stack([bases, cnpj_check_digits_array(bases)])
 
-    muni, uf = _locate(rng, cat, est_tax, branch, out_of_state)
+    where, uf = _locate(rng, cat, est_tax, branch, out_of_state, retail)
     split = rng.lognormal(0.0, 0.6, len(est_tax)) * np.where(branch == 1, 1.5, 1.0)
     split /= np.bincount(est_tax, weights=split)[est_tax]
+    est_nfce = w_nfce[est_tax] * split
+    # Consumers buy where they live: each municipality's NFC-e volume follows its population,
+    # shared among its shops by their (Zipf) weights — giants still dominate, no town is empty.
+    in_mg = where >= 0
+    local = np.bincount(where[in_mg], weights=est_nfce[in_mg], minlength=len(cat.mg_codes))
+    pop_share = cat.mg_population / cat.mg_population.sum()
+    scale = np.divide(pop_share, local, out=np.zeros_like(local), where=local > 0)
+    est_nfce = np.where(in_mg, est_nfce * scale[np.maximum(where, 0)], 0.0)
+    muni = np.where(in_mg, cat.mg_codes[np.maximum(where, 0)], cat.uf_capital[uf])
 
     est_sub = sub[est_tax]
     text = cnpj.view("S14").ravel()
@@ -147,7 +159,7 @@ def build_population(rng: np.random.Generator, cat: Catalog, items: int) -> Popu
         kind=kind[t],
         multi=n_est[t] > 1,
         first_month=np.where(alnum[t], ALNUM_FROM, 0).astype(np.int64),
-        w_nfce=(w_nfce[est_tax] * split)[sort],
+        w_nfce=est_nfce[sort],
         w_nfe=(w_nfe[est_tax] * split)[sort],
         ncm_offset=rng.integers(0, 2**31, len(sort)),
         group=np.cumsum(new_group) - 1,
@@ -157,38 +169,59 @@ def build_population(rng: np.random.Generator, cat: Catalog, items: int) -> Popu
     )
 
 
+def _systematic(
+    rng: np.random.Generator,
+    who: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+    *,
+    one_each: bool = False,
+) -> npt.NDArray[np.int64]:
+    """Indices into ``weights`` for ``who``, by systematic sampling proportional to ``weights``.
+
+    Each category gets the floor or the ceiling of its expected count, handed to ``who`` in random
+    order; with ``one_each`` (and enough of ``who``) every category gets one first.
+    """
+    n, k = len(who), len(weights)
+    first = np.arange(k) if one_each and n >= k else np.empty(0, dtype=np.int64)
+    m = n - len(first)
+    positions = (np.arange(m) + rng.random()) / max(m, 1)
+    cum = np.cumsum(weights / weights.sum())
+    picks = np.minimum(np.searchsorted(cum, positions, side="right"), k - 1)
+    out = np.empty(n, dtype=np.int64)
+    out[rng.permutation(n)] = np.concatenate([first, picks])
+    return out
+
+
 def _locate(
     rng: np.random.Generator,
     cat: Catalog,
     est_tax: npt.NDArray[np.int32],
     branch: npt.NDArray[np.int64],
     out_of_state: npt.NDArray[np.bool_],
+    retail: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
-    """Municipality and UF of each establishment.
+    """Municipality (index into ``cat.mg_codes``, or -1 abroad) and UF of each establishment.
 
-    Head offices of MG taxpayers are spread by systematic sampling proportional to population to
-    the power 1.1 (business concentrates a little more than people: Belo Horizonte holds ~14% of
-    the population, ~20% of head offices), so every municipality gets its expected number of
-    taxpayers (at least one from ~5,000 taxpayers on); branches follow population at random;
-    out-of-state issuers sit in their state's capital.
+    Shops follow people: retail head offices are spread proportionally to population, at least
+    one per municipality (every town has a shop) once there are enough of them. Other
+    businesses concentrate a little more (population to the power 1.1: Belo Horizonte holds ~14%
+    of the people, ~20% of those head offices). Branches follow population at random; out-of-state
+    issuers sit in their state's capital.
     """
     n_tax = len(out_of_state)
     p = cat.mg_population / cat.mg_population.sum()
-    hq = cat.mg_population**HQ_CONCENTRATION
-    hq /= hq.sum()
-    home = np.empty(n_tax, dtype=np.int64)
-    mg_tax = np.flatnonzero(~out_of_state)
-    positions = (np.arange(len(mg_tax)) + rng.random()) / len(mg_tax)
-    picks = np.minimum(np.searchsorted(np.cumsum(hq), positions, side="right"), len(p) - 1)
-    home[rng.permutation(mg_tax)] = cat.mg_codes[picks]
+    home = np.full(n_tax, -1, dtype=np.int64)
+    shops = np.flatnonzero(~out_of_state & retail)
+    others = np.flatnonzero(~out_of_state & ~retail)
+    home[shops] = _systematic(rng, shops, p, one_each=True)
+    home[others] = _systematic(rng, others, p**HQ_CONCENTRATION)
     weights = np.array([profiles.ISSUER_STATE_WEIGHTS.get(u, 0.0) for u in cat.ufs])
     oos = np.flatnonzero(out_of_state)
     state = rng.choice(len(cat.ufs), len(oos), p=weights / weights.sum())
-    home[oos] = cat.uf_capital[state]
     tax_uf = np.full(n_tax, cat.uf_index("MG"), dtype=np.int8)
     tax_uf[oos] = state
 
     muni = home[est_tax]
     branches = np.flatnonzero(branch > 1)
-    muni[branches] = cat.mg_codes[rng.choice(len(p), len(branches), p=p)]
+    muni[branches] = rng.choice(len(p), len(branches), p=p)
     return muni, tax_uf[est_tax]

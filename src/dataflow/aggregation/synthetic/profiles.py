@@ -8,27 +8,36 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "CFOPS",
+    "DEFAULT_BASKET",
     "DIVISION_WEIGHTS",
     "HOUR_WEIGHTS",
     "ICMS_CHAPTER_RATES",
     "INTERSTATE_12",
     "ISSUER_STATE_WEIGHTS",
     "NCM_CHAPTERS",
+    "NFCE_BASKETS",
     "NFCE_ITEM_SHARE",
     "OTHER_DIVISION_WEIGHT",
     "PRICE_BRL",
     "RECIPIENT_STATE_WEIGHTS",
     "SEASON",
+    "SHOP_WEIGHTS",
     "SIZE_FACTORS",
     "UNITS",
     "WEEKDAY_WEIGHTS",
     "Kind",
+    "basket",
+    "basket_mean",
     "chapter_unit",
     "division_weight",
     "kind_of",
     "ncm_chapters_for",
+    "shop_weight",
     "size_factor",
 ]
 
@@ -56,7 +65,7 @@ def kind_of(division: str) -> Kind:
 # Share of MG taxpayers issuing NF-e/NFC-e by CNAE division (relative; unnamed divisions get
 # _OTHER_DIVISION_WEIGHT). Retail and wholesale dominate the count of issuers.
 DIVISION_WEIGHTS: dict[str, float] = {
-    "47": 38.0,
+    "47": 10.0,
     "56": 9.0,
     "46": 12.0,
     "45": 6.0,
@@ -83,6 +92,15 @@ DIVISION_WEIGHTS: dict[str, float] = {
 }
 OTHER_DIVISION_WEIGHT = 0.4
 
+# The common kinds of shop, by CNAE prefix: their share of taxpayers (same scale as above),
+# replacing the division's even split (supermarkets, corner shops, pharmacies, fuel, clothes...).
+SHOP_WEIGHTS: dict[str, float] = {
+    "4711": 3.0, "4712": 7.0, "4721": 3.0, "4722": 1.0, "4723": 0.5, "4729": 1.0, "4731": 2.0,
+    "4744": 3.0, "4753": 1.0, "4754": 1.5, "4755": 1.0, "4757": 0.5, "4761": 0.5, "4763": 0.5,
+    "4771": 3.0, "4772": 1.0, "4781": 5.0, "4782": 1.5, "4789": 3.0, "5611": 6.0, "5612": 1.0,
+    "5620": 1.0,
+}  # fmt: skip
+
 # Sectors whose firms tend to be big (mining, steel, cars, fuel, supermarkets, pharmacy chains):
 # a multiplier on the odds of a high Zipf rank. Keys are CNAE prefixes (longest match wins).
 SIZE_FACTORS: dict[str, float] = {
@@ -91,9 +109,11 @@ SIZE_FACTORS: dict[str, float] = {
     "29": 30.0,
     "19": 20.0,
     "4681": 25.0,
-    "4711": 15.0,
-    "4771": 8.0,
-    "4731": 4.0,
+    "4711": 40.0,
+    "4712": 2.0,
+    "4771": 15.0,
+    "4781": 2.0,
+    "4731": 1.5,
     "11": 10.0,
     "10": 5.0,
     "20": 5.0,
@@ -158,7 +178,7 @@ NCM_CHAPTERS: dict[str, str] = {
 # Unit of trade (uCom) by NCM chapter; every other chapter trades in units.
 UNITS = ("UN", "KG", "LT", "PC", "M2")
 _UNIT_CHAPTERS = {
-    "KG": "01-14,17,23,25,26,31,72-81",
+    "KG": "01-03,07,08,10,12,23,25,26,31,72-81",
     "LT": "22,27",
     "PC": "73,83",
     "M2": "69",
@@ -194,6 +214,35 @@ CFOPS = (
     "5101", "5102", "5151", "5152", "5201", "5202", "5401", "5405", "5656", "5910",
     "6101", "6102", "6108", "6201", "6202", "6401", "6403", "6910", "7101", "7102",
 )  # fmt: skip
+
+# Items per NFC-e (basket): lognormal (median, sigma) by retail activity, rounded up. A supermarket
+# trolley is long, a fuel sale is one line. The mix gives DESIGN §4's ~5 items at the median and
+# 12-15 on average.
+NFCE_BASKETS: dict[str, tuple[float, float]] = {
+    "4711": (12.0, 1.35),
+    "4712": (6.0, 1.2),
+    "472": (5.0, 1.0),
+    "4731": (1.0, 0.3),
+    "4771": (4.0, 0.9),
+    "56": (4.0, 0.9),
+}
+DEFAULT_BASKET = (4.5, 1.05)
+
+
+def basket_mean(median: npt.ArrayLike, sigma: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Mean lines per invoice of ``draw_lines`` (lognormal mean, plus ~0.5 for rounding up)."""
+    m, s = np.asarray(median, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    out: npt.NDArray[np.float64] = m * np.exp(s**2 / 2) + 0.5
+    return out
+
+
+def basket(cnae: str) -> tuple[float, float]:
+    for n in (4, 3, 2):
+        found = NFCE_BASKETS.get(cnae[:n])
+        if found is not None:
+            return found
+    return DEFAULT_BASKET
+
 
 # NFC-e share of items: with ~13 items per NFC-e and ~5.5 per NF-e this gives the ~88% NFC-e share
 # of invoices of DESIGN §4 (100-150 M NFC-e against 10-20 M NF-e a month).
@@ -250,3 +299,8 @@ def size_factor(cnae: str) -> float:
 
 def division_weight(division: str) -> float:
     return DIVISION_WEIGHTS.get(division, OTHER_DIVISION_WEIGHT)
+
+
+def shop_weight(cnae: str) -> float | None:
+    """Share of taxpayers of a common kind of shop, or ``None`` (use the division's split)."""
+    return SHOP_WEIGHTS.get(cnae[:4])
