@@ -193,7 +193,7 @@ def generate(
             progress(Month(d.year, d.month), d.items)
 
     tasks = _tasks(world, items, months, chunk_items)
-    if workers <= 1:
+    if workers <= 1 or items <= chunk_items:  # one part's worth: starting processes costs more
         for task in tasks:
             record(_run(world, store, task))
     else:
