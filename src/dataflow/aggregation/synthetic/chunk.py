@@ -21,7 +21,6 @@ from dataflow.aggregation.synthetic.plan import ChunkTask
 from dataflow.aggregation.synthetic.population import Population
 from dataflow.aggregation.synthetic.profiles import Kind
 from dataflow.aggregation.synthetic.text import ascii_digits, fixed_width_strings, from_strings
-from dataflow.aggregation.synthetic.timing import local_seconds
 
 __all__ = ["ChunkResult", "World", "build_chunk"]
 
@@ -47,20 +46,6 @@ class ChunkResult:
     nfce_invoices: int
     out_of_state_items: int
     alnum_invoices: int
-
-
-def _numbers(t: ChunkTask, local: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """nNF: each establishment numbers its NF-e and its NFC-e in time order, after last month."""
-    est, model = t.est.astype(np.int64), t.model
-    by = np.lexsort((local, model, est))
-    e, m = est[by], model[by]
-    starts = np.concatenate([[True], (e[1:] != e[:-1]) | (m[1:] != m[:-1])])
-    idx = np.arange(len(by))
-    rank = idx - np.maximum.accumulate(np.where(starts, idx, 0))
-    last = np.where(m == 65, t.last65[e - t.lo], t.last55[e - t.lo])
-    out = np.empty(len(by), dtype=np.int64)
-    out[by] = last + rank + 1
-    return out
 
 
 def _operations(
@@ -156,12 +141,9 @@ def build_chunk(world: World, t: ChunkTask) -> ChunkResult:
     cat, pop = world.catalog, world.population
     rng = np.random.default_rng([world.seed, 3, t.year, t.month, t.index])
     n = len(t.est)
-    local = local_seconds(rng, t.year, t.month, t.model == 65)
-    nnf = _numbers(t, local)
-    # Final order = the facts' sort order: (municipality, CNAE) group, then time.
-    order = np.lexsort((nnf, t.model, t.est, local, pop.group[t.est]))
-    est = t.est[order].astype(np.int64)
-    model, lines, local, nnf = t.model[order], t.lines[order], local[order], nnf[order]
+    # Invoices arrive in the facts' sort order, with their times and numbers (plan.py).
+    est = t.est.astype(np.int64)
+    model, lines, local, nnf = t.model, t.lines, t.local, t.nnf
     nfce = model == 65
     tp_emis = np.where(nfce & (rng.random(n) < 0.015), 9, 1)  # NFC-e offline contingency
 

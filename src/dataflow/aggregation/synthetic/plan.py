@@ -1,8 +1,9 @@
-"""A month's invoices, decided up front: which establishment issues each one, its model and size.
+"""A month's invoices, decided up front: issuer, model, size, time and number of each one.
 
 Planning happens in one process and costs little (one row per invoice, not per item); it fixes the
-exact item count, the per-establishment invoice numbering (nNF) and the chunks, so the expensive
-part — items, keys, Parquet — runs in parallel with no coordination.
+exact item count, the per-establishment invoice numbering (nNF), the sort order and the chunks —
+consecutive runs of about ``chunk_items`` items in that order — so the expensive part (items,
+keys, Parquet) runs in parallel with no coordination, and parts concatenate in sort order.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy.typing as npt
 
 from dataflow.aggregation.synthetic import profiles
 from dataflow.aggregation.synthetic.population import Population
+from dataflow.aggregation.synthetic.timing import local_seconds
 
 __all__ = ["MAX_LINES", "NFE_LINES", "ChunkTask", "Numbering", "draw_lines", "plan_month"]
 
@@ -27,18 +29,16 @@ MAX_LINES = 990
 
 @dataclass(frozen=True, slots=True)
 class ChunkTask:
-    """One Parquet part: the invoices of establishments ``lo``..``hi-1`` in one month."""
+    """One Parquet part: consecutive invoices of one month, in the facts' sort order."""
 
     year: int
     month: int
     index: int
-    lo: int
-    hi: int
     est: npt.NDArray[np.int32]  # issuing establishment of each invoice
     model: npt.NDArray[np.int16]  # 55 NF-e, 65 NFC-e
     lines: npt.NDArray[np.int32]  # items on the invoice
-    last55: npt.NDArray[np.int64]  # last nNF used before this month, per establishment lo..hi-1
-    last65: npt.NDArray[np.int64]
+    local: npt.NDArray[np.int64]  # issue time: local seconds since the month began
+    nnf: npt.NDArray[np.int64]  # invoice number, per establishment and model
 
     @property
     def items(self) -> int:
@@ -99,30 +99,6 @@ def _channel(
     return est, lines
 
 
-def _cuts(pop: Population, per_est: npt.NDArray[np.int64], chunk_items: int) -> list[int]:
-    """Chunk boundaries on (municipality, CNAE) group edges, so parts follow the sort order."""
-    total = int(per_est.sum())
-    n_chunks = max(1, math.ceil(total / chunk_items))
-    edges = np.flatnonzero(np.diff(pop.group)) + 1  # establishment index starting a new group
-    before = np.cumsum(per_est)[edges - 1] if len(edges) else np.empty(0, np.int64)
-    cuts = [0]
-    for k in range(1, n_chunks):
-        i = int(np.searchsorted(before, k * total / n_chunks))
-        if i < len(edges) and (
-            i == 0
-            or abs(before[i] - k * total / n_chunks) < abs(before[i - 1] - k * total / n_chunks)
-        ):
-            cut = int(edges[i])
-        elif i > 0:
-            cut = int(edges[i - 1])
-        else:
-            continue
-        if cut > cuts[-1]:
-            cuts.append(cut)
-    cuts.append(pop.size)
-    return cuts
-
-
 def plan_month(
     rng: np.random.Generator,
     pop: Population,
@@ -144,31 +120,37 @@ def plan_month(
     est = np.concatenate([e65, e55])
     model = np.concatenate([np.full(len(e65), 65, np.int16), np.full(len(e55), 55, np.int16)])
     lines = np.concatenate([l65, l55])
-    order = np.argsort(est, kind="stable")
-    est, model, lines = est[order], model[order], lines[order]
+    local = local_seconds(rng, year, month, model == 65)
 
-    per_est = np.bincount(est, weights=lines, minlength=pop.size).astype(np.int64)
-    cuts = _cuts(pop, per_est, chunk_items)
-    bounds = np.searchsorted(est, cuts)
-    tasks = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
-        a, b = int(bounds[i]), int(bounds[i + 1])
-        if a == b:
-            continue
-        tasks.append(
-            ChunkTask(
-                year=year,
-                month=month,
-                index=i,
-                lo=lo,
-                hi=hi,
-                est=est[a:b],
-                model=model[a:b],
-                lines=lines[a:b],
-                last55=numbering.last55[lo:hi].copy(),
-                last65=numbering.last65[lo:hi].copy(),
-            )
-        )
+    # nNF: each establishment numbers its NF-e and its NFC-e in time order, after last month's.
+    by = np.lexsort((local, model, est))
+    e, m = est[by], model[by]
+    starts = np.concatenate([[True], (e[1:] != e[:-1]) | (m[1:] != m[:-1])])
+    idx = np.arange(len(by))
+    rank = idx - np.maximum.accumulate(np.where(starts, idx, 0))
+    nnf = np.empty(len(by), dtype=np.int64)
+    nnf[by] = np.where(m == 65, numbering.last65[e], numbering.last55[e]) + rank + 1
     numbering.last55 += np.bincount(est[model == 55], minlength=pop.size)
     numbering.last65 += np.bincount(est[model == 65], minlength=pop.size)
-    return tasks
+
+    # The facts' order: (municipality, CNAE) group, then time; cut it into runs of ~chunk_items.
+    order = np.lexsort((nnf, model, est, local, pop.group[est]))
+    est, model, lines, local, nnf = est[order], model[order], lines[order], local[order], nnf[order]
+    n_chunks = max(1, math.ceil(items / chunk_items))
+    cum = np.cumsum(lines)
+    targets = np.arange(1, n_chunks) * (items / n_chunks)
+    bounds = [0, *np.searchsorted(cum, targets, side="left").tolist(), len(est)]
+    return [
+        ChunkTask(
+            year=year,
+            month=month,
+            index=i,
+            est=est[a:b],
+            model=model[a:b],
+            lines=lines[a:b],
+            local=local[a:b],
+            nnf=nnf[a:b],
+        )
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+        if b > a
+    ]
