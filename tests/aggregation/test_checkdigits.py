@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import string
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dataflow.aggregation.checkdigits import (
+    access_key_check_digit,
+    access_key_check_digits_array,
     cnpj_check_digits,
+    cnpj_check_digits_array,
     is_valid_access_key,
     is_valid_cnpj,
     make_access_key,
@@ -64,3 +69,48 @@ def test_access_key_roundtrip(base: str, model: int, series: int, number: int, c
     assert is_valid_access_key(key)
     wrong = key[:43] + str((int(key[43]) + 1) % 10)
     assert not is_valid_access_key(wrong)
+
+
+def _rows(texts: list[str]) -> np.ndarray:
+    return np.frombuffer("".join(texts).encode(), dtype=np.uint8).reshape(len(texts), -1)
+
+
+@given(st.lists(st.text(alphabet=ALNUM, min_size=12, max_size=12), min_size=1, max_size=40))
+def test_vectorized_cnpj_digits_match_the_scalar_rule(bases: list[str]) -> None:
+    digits = cnpj_check_digits_array(_rows(bases))
+    assert [d.tobytes().decode() for d in digits] == [cnpj_check_digits(b) for b in bases]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet=ALNUM, min_size=12, max_size=12),
+            st.text(alphabet=string.digits, min_size=29, max_size=29),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_vectorized_access_key_digit_matches_the_scalar_rule(
+    parts: list[tuple[str, str]],
+) -> None:
+    bodies = []
+    for base, tail in parts:
+        body = tail[:6] + base + cnpj_check_digits(base) + tail[6:]
+        assert len(body) == 43
+        bodies.append(body)
+    digits = access_key_check_digits_array(_rows(bodies))
+    keys = [b + chr(d) for b, d in zip(bodies, digits.tolist(), strict=True)]
+    assert all(is_valid_access_key(k) for k in keys)
+    assert [int(chr(d)) for d in digits.tolist()] == [access_key_check_digit(b) for b in bodies]
+
+
+def test_vectorized_forms_reject_wrong_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(n, 12\)"):
+        cnpj_check_digits_array(np.zeros((3, 11), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"\(n, 43\)"):
+        access_key_check_digits_array(np.zeros((3, 44), dtype=np.uint8))
+
+
+def test_official_example_vectorized() -> None:
+    assert cnpj_check_digits_array(_rows(["12ABC34501DE"])).tobytes() == b"35"

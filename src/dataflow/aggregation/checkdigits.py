@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "access_key_check_digit",
+    "access_key_check_digits_array",
     "cnpj_check_digits",
+    "cnpj_check_digits_array",
     "is_valid_access_key",
     "is_valid_cnpj",
     "make_access_key",
@@ -61,3 +66,36 @@ def make_access_key(
     """Compose the 44-character chave de acesso (cUF AAMM CNPJ mod serie nNF tpEmis cNF cDV)."""
     body = f"{uf:02d}{yymm}{cnpj}{model:02d}{series:03d}{number:09d}{emission:01d}{code:08d}"
     return body + str(access_key_check_digit(body))
+
+
+# Vectorized forms over matrices of ASCII codes (one row per document), for bulk generation.
+# Weights run 2..max from the right, as in ``_mod11``.
+def _weights(length: int, max_weight: int) -> npt.NDArray[np.int64]:
+    w = 2 + np.arange(length)[::-1] % (max_weight - 1)
+    return w.astype(np.int64)
+
+
+def _mod11_rows(chars: npt.NDArray[np.uint8], max_weight: int) -> npt.NDArray[np.uint8]:
+    values = chars.astype(np.int64) - 48
+    rest = (values @ _weights(chars.shape[1], max_weight)) % 11
+    return np.where(rest < 2, 0, 11 - rest).astype(np.uint8)
+
+
+def cnpj_check_digits_array(bases: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Check digits (as ASCII codes, shape ``(n, 2)``) of ``n`` 12-character CNPJ bases.
+
+    ``bases`` holds the ASCII codes of ``0-9``/``A-Z``, shape ``(n, 12)``; the result appended to
+    it gives valid 14-character CNPJs.
+    """
+    if bases.ndim != 2 or bases.shape[1] != 12:
+        raise ValueError(f"CNPJ bases must have shape (n, 12), got {bases.shape}")
+    d1 = _mod11_rows(bases, 9)
+    d2 = _mod11_rows(np.column_stack([bases, d1 + 48]).astype(np.uint8), 9)
+    return (np.column_stack([d1, d2]) + 48).astype(np.uint8)
+
+
+def access_key_check_digits_array(bodies: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """cDV (as ASCII codes, shape ``(n,)``) of ``n`` 43-character access-key bodies."""
+    if bodies.ndim != 2 or bodies.shape[1] != 43:
+        raise ValueError(f"access key bodies must have shape (n, 43), got {bodies.shape}")
+    return (_mod11_rows(bodies, 9) + 48).astype(np.uint8)

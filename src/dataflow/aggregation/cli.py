@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
+from dataflow.aggregation.generator import default_workers, generate, parse_months
 from dataflow.aggregation.reference import load_reference
 from dataflow.aggregation.release import build_release
 from dataflow.aggregation.specs import load_specs
@@ -30,12 +38,18 @@ def data_generate(
     items: Annotated[
         int, typer.Option(help="Number of invoice items (10⁴ … 10⁸).", min=1)
     ] = 100_000,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.", min=0)] = 1,
     months: Annotated[
         str, typer.Option(help="Inclusive range YYYY-MM:YYYY-MM.")
     ] = "2026-01:2026-03",
     out: Annotated[
         Path | None, typer.Option(help="Fact store directory (default: DATA_DIR/store).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes (default: one per core); output does not change.", min=1
+        ),
     ] = None,
 ) -> None:
     """Write a deterministic synthetic MG fact store (Parquet, partitioned by year/month)."""
@@ -47,28 +61,45 @@ def data_generate(
     store = FactStore(out or settings.store_dir)
     ref = load_reference(settings.datasets_dir)
     started = time.perf_counter()
-    with err.status("generating…") as status:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("items"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("planning…", total=items)
         summary = generate(
             store,
             ref,
             items=items,
             seed=seed,
             months=month_list,
-            progress=lambda m, n: status.update(f"generated {m}: {n:,} items"),
+            progress=lambda m, n: bar.update(task, advance=n, description=f"generated {m}"),
+            workers=workers or default_workers(),
         )
     elapsed = time.perf_counter() - started
+    nfce = summary.nfce_invoices / max(summary.invoices, 1)
     err.print(
-        f"[green]✓[/] {summary.items:,} items, {summary.invoices:,} invoices, "
-        f"{summary.taxpayers:,} taxpayers in {elapsed:.1f}s → {store.root}"
+        f"[green]✓[/] {summary.items:,} items in {summary.invoices:,} invoices "
+        f"({nfce:.0%} NFC-e), {summary.taxpayers:,} taxpayers, "
+        f"{summary.establishments:,} establishments, {summary.parts} parts "
+        f"in {elapsed:.1f}s ({summary.items / max(elapsed, 1e-9):,.0f} items/s) → {store.root}"
     )
     print_json(
         {
             "store": str(store.root),
             "items": summary.items,
             "invoices": summary.invoices,
+            "nfce_invoices": summary.nfce_invoices,
             "taxpayers": summary.taxpayers,
             "establishments": summary.establishments,
+            "out_of_state_taxpayers": summary.out_of_state_taxpayers,
+            "alnum_taxpayers": summary.alnum_taxpayers,
             "months": summary.months,
+            "parts": summary.parts,
             "seconds": round(elapsed, 2),
         }
     )

@@ -1,30 +1,50 @@
-"""Deterministic synthetic MG NF-e / NFC-e items with a realistic shape.
+"""Deterministic synthetic MG NF-e / NFC-e items with a realistic shape, at scale.
 
 Taxpayers (CNPJ roots) have Zipf-like sizes: a few giants with many establishments, a long tail of
-one-shop taxpayers, so that disclosure control has thin and dominated cells to protect.
+one-shop taxpayers, so that disclosure control has thin and dominated cells to protect. NFC-e
+(retail, many small invoices) and NF-e (business) mix as in DESIGN §4; every municipality of MG
+takes part, weighted by population.
+
+The run is planned month by month in this process (one row per invoice) and built chunk by chunk
+— a chunk is the invoices of a range of establishments in (municipality, CNAE) order — in worker
+processes, each chunk with its own random stream: the bytes depend on the seed, the item count
+and the months, never on the number of workers.
 """
 
 from __future__ import annotations
 
 import calendar
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from dataflow.aggregation.checkdigits import access_key_check_digit, cnpj_check_digits
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY, TZ
+from dataflow.aggregation.synthetic import profiles
+from dataflow.aggregation.synthetic.catalog import build_catalog
+from dataflow.aggregation.synthetic.chunk import World, build_chunk
+from dataflow.aggregation.synthetic.columns import cents_to_money
+from dataflow.aggregation.synthetic.plan import ChunkTask, Numbering, plan_month
+from dataflow.aggregation.synthetic.population import build_population
+from dataflow.aggregation.synthetic.writer import write_part
 
-__all__ = ["GenerationSummary", "Month", "cents_to_money", "generate", "parse_months"]
+__all__ = [
+    "CHUNK_ITEMS",
+    "GenerationSummary",
+    "Month",
+    "cents_to_money",
+    "default_workers",
+    "generate",
+    "parse_months",
+]
 
-_UFS = ("SP", "RJ", "ES", "BA", "GO", "DF", "PR", "SC", "RS", "MT", "MS", "TO", "PE", "CE")
-_SEASON = np.array([0.9, 0.85, 0.95, 0.95, 1.0, 0.98, 1.0, 1.02, 1.0, 1.05, 1.15, 1.4])
-_BH = "3106200"  # Belo Horizonte: the capital gets the largest weight
+CHUNK_ITEMS = 1_000_000  # items per Parquet part: bounds each worker's memory
+MAX_ITEMS = 10**9
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -71,178 +91,74 @@ class GenerationSummary:
     taxpayers: int
     establishments: int
     months: int
+    nfce_invoices: int = 0
+    parts: int = 0
+    alnum_taxpayers: int = 0
+    out_of_state_taxpayers: int = 0
+    out_of_state_items: int = 0
+    alnum_invoices: int = 0
 
 
 @dataclass(frozen=True, slots=True)
-class _Population:
-    est_cnpj: np.ndarray  # establishment CNPJ (str)
-    est_root: np.ndarray
-    est_cnae: np.ndarray
-    est_muni: np.ndarray
-    est_retail: np.ndarray  # bool
-    est_weight: np.ndarray  # probability of issuing an invoice
-    n_taxpayers: int
+class _Done:
+    year: int
+    month: int
+    items: int
+    invoices: int
+    nfce_invoices: int
+    out_of_state_items: int
+    alnum_invoices: int
 
 
-def _population(rng: np.random.Generator, ref: ReferenceData, n_items: int) -> _Population:
-    munis = np.array([m.code for m in ref.municipalities])
-    muni_w = rng.lognormal(0.0, 1.3, len(munis))
-    muni_w[munis == _BH] = muni_w.max() * 8
-    muni_w /= muni_w.sum()
+_WORLD: list[World] = []  # the worker process's copy, set once by its initializer
 
-    subclasses = np.array([e.code for e in ref.cnae_level("subclass")])
-    retail = np.char.startswith(subclasses, "47")
-    sub_w = np.where(retail, 6.0, 1.0) * rng.lognormal(0.0, 1.0, len(subclasses))
-    sub_w /= sub_w.sum()
 
-    n_tax = max(60, n_items // 150)
-    roots = np.unique(rng.integers(10_000_000, 99_999_999, n_tax * 2))[:n_tax]
-    rng.shuffle(roots)
-    n_tax = len(roots)
-    rank = np.arange(1, n_tax + 1)
-    tax_w = 1.0 / rank**1.15  # Zipf-like: a few giants, a long tail
-    tax_cnae = rng.choice(subclasses, n_tax, p=sub_w)
-    n_est = np.minimum(1 + (tax_w / tax_w[0] * 60).astype(int), 80)
+def _init_worker(world: World) -> None:
+    _WORLD[:] = [world]
 
-    est_tax = np.repeat(np.arange(n_tax), n_est)
-    branch = np.concatenate([np.arange(1, k + 1) for k in n_est])
-    home = rng.choice(len(munis), n_tax, p=muni_w)
-    est_muni_idx = np.where(
-        branch == 1, home[est_tax], rng.choice(len(munis), len(est_tax), p=muni_w)
-    )
-    est_root = np.array([f"{r:08d}" for r in roots])[est_tax]
-    bases = [f"{r}{b:04d}" for r, b in zip(est_root, branch, strict=True)]
-    est_cnpj = np.array([b + cnpj_check_digits(b) for b in bases])
-    est_weight = tax_w[est_tax] / n_est[est_tax]
-    est_weight /= est_weight.sum()
-    est_cnae = tax_cnae[est_tax]
-    return _Population(
-        est_cnpj=est_cnpj,
-        est_root=est_root,
-        est_cnae=est_cnae,
-        est_muni=munis[est_muni_idx],
-        est_retail=np.char.startswith(est_cnae, "47"),
-        est_weight=est_weight,
-        n_taxpayers=n_tax,
+
+def _run(world: World, store: FactStore, task: ChunkTask) -> _Done:
+    result = build_chunk(world, task)
+    write_part(store, "facts", task.year, task.month, task.index, result.facts)
+    write_part(store, "invoices", task.year, task.month, task.index, result.invoices)
+    return _Done(
+        year=task.year,
+        month=task.month,
+        items=result.facts.num_rows,
+        invoices=result.invoices.num_rows,
+        nfce_invoices=result.nfce_invoices,
+        out_of_state_items=result.out_of_state_items,
+        alnum_invoices=result.alnum_invoices,
     )
 
 
-def cents_to_money(cents: np.ndarray) -> pa.Array:
-    """Integer centavos → exact decimal128(18, 2), without a trip through float or Decimal."""
-    c = np.ascontiguousarray(cents, dtype=np.int64)
-    words = np.empty((len(c), 2), dtype=np.int64)
-    words[:, 0] = c
-    words[:, 1] = np.where(c < 0, -1, 0)  # two's-complement sign extension to 128 bits
-    return pa.Array.from_buffers(MONEY, len(c), [None, pa.py_buffer(words.tobytes())])
-
-
-def _money(values: np.ndarray) -> pa.Array:
-    return cents_to_money(np.maximum(np.round(values * 100).astype(np.int64), 1))
-
-
-def _month_tables(
-    rng: np.random.Generator,
-    ref_ncm: np.ndarray,
-    pop: _Population,
-    month: Month,
-    n_items: int,
-    serial_start: int,
-) -> tuple[pa.Table, pa.Table]:
-    # Invoices: establishment, model, item count; NFC-e carry fewer items than NF-e on average.
-    est_n = len(pop.est_cnpj)
-    n_inv_guess = max(1, n_items // 4)
-    inv_est = rng.choice(est_n, n_inv_guess, p=pop.est_weight)
-    retail = pop.est_retail[inv_est]
-    model = np.where(retail & (rng.random(n_inv_guess) < 0.9), 65, 55).astype(np.int16)
-    n_lines = 1 + rng.geometric(np.where(model == 65, 0.3, 0.22)) - 1
-    n_lines = np.minimum(n_lines, 990)
-    cum = np.cumsum(n_lines)
-    n_inv = int(np.searchsorted(cum, n_items) + 1)
-    if n_inv > n_inv_guess:  # too few: top up with single-item invoices
-        extra = n_inv - n_inv_guess
-        inv_est = np.concatenate([inv_est, rng.choice(est_n, extra, p=pop.est_weight)])
-        model = np.concatenate([model, np.full(extra, 55, np.int16)])
-        n_lines = np.concatenate([n_lines, np.ones(extra, np.int64)])
-        cum = np.cumsum(n_lines)
-        n_inv = int(np.searchsorted(cum, n_items) + 1)
-    inv_est, model, n_lines = inv_est[:n_inv], model[:n_inv], n_lines[:n_inv].copy()
-    n_lines[-1] -= int(n_lines.sum()) - n_items
-
-    seconds = rng.integers(0, month.days * 86_400, n_inv)
-    base = np.datetime64(month.first_day().isoformat(), "s")
-    issued = (base + seconds.astype("timedelta64[s]")).astype("datetime64[us]")
-    cnpj = pop.est_cnpj[inv_est]
-    yymm = f"{month.year % 100:02d}{month.month:02d}"
-    codes = rng.integers(0, 100_000_000, n_inv)
-    keys = []
-    for i in range(n_inv):
-        body = f"31{yymm}{cnpj[i]}{model[i]:02d}001{serial_start + i:09d}1{codes[i]:08d}"
-        keys.append(body + str(access_key_check_digit(body)))
-    key_arr = np.array(keys)
-
-    # Items
-    item_inv = np.repeat(np.arange(n_inv), n_lines)
-    item_model = model[item_inv]
-    item_est = inv_est[item_inv]
-    nfce = item_model == 65
-    values = np.where(nfce, rng.lognormal(2.7, 1.0, n_items), rng.lognormal(6.0, 1.4, n_items))
-    values = np.round(values, 2)
-    interstate = (~nfce) & (rng.random(n_items) < 0.22)
-    recipient = np.where(interstate, rng.choice(np.array(_UFS), n_items), "MG")
-    cfop = np.where(nfce, "5102", np.where(interstate, "6102", "5102"))
-    industry = ~pop.est_retail[item_est] & (rng.random(n_items) < 0.5)
-    cfop = np.where(industry & ~nfce, np.where(interstate, "6101", "5101"), cfop)
-    # Each establishment sells from its own slice of the NCM list: realistic concentration.
-    slot = (item_est * 7919) % len(ref_ncm)
-    ncm = ref_ncm[(slot + rng.integers(0, 40, n_items)) % len(ref_ncm)]
-    qty = np.round(rng.gamma(1.5, 2.0, n_items) + 0.001, 3)
-    icms = np.round(values * np.where(interstate, 0.12, 0.18), 2)
-
-    ts_type = pa.timestamp("us", tz=TZ)
-    # Wall-clock times in Sao Paulo, stored as instants.
-    issued_arr = pc.assume_timezone(pa.array(issued, pa.timestamp("us")), TZ).cast(ts_type)
-    item_values = _money(values)
-    facts = pa.table(
-        {
-            "access_key": pa.array(key_arr[item_inv]),
-            "model": pa.array(item_model, pa.int16()),
-            "issued_at": issued_arr.take(pa.array(item_inv)),
-            "issuer_cnpj": pa.array(cnpj[item_inv]),
-            "issuer_root": pa.array(pop.est_root[item_est]),
-            "issuer_cnae": pa.array(pop.est_cnae[item_est]),
-            "issuer_uf": pa.array(np.full(n_items, "MG")),
-            "issuer_municipality": pa.array(pop.est_muni[item_est]),
-            "recipient_uf": pa.array(recipient),
-            "cfop": pa.array(cfop),
-            "ncm": pa.array(ncm),
-            "quantity": pa.array(qty),
-            "unit": pa.array(np.where(nfce, "UN", "KG")),
-            "item_value": item_values,
-            "icms_value": _money(icms),
-        },
-        schema=FACT_SCHEMA,
-    )
-    cents = np.maximum(np.round(values * 100).astype(np.int64), 1)
-    inv_cents = np.bincount(item_inv, weights=cents, minlength=n_inv).astype(np.int64)
-    invoices = pa.table(
-        {
-            "access_key": pa.array(key_arr),
-            "model": pa.array(model, pa.int16()),
-            "issued_at": issued_arr,
-            "issuer_cnpj": pa.array(cnpj),
-            "total_value": cents_to_money(inv_cents),
-            "status": pa.array(np.full(n_inv, "authorized")),
-        },
-        schema=INVOICE_SCHEMA,
-    )
-    return facts, invoices
+def _run_in_worker(store: FactStore, task: ChunkTask) -> _Done:
+    return _run(_WORLD[0], store, task)
 
 
 def _split(total: int, months: list[Month]) -> Iterator[tuple[Month, int]]:
-    w = np.array([_SEASON[m.month - 1] for m in months])
+    w = np.array([profiles.SEASON[m.month - 1] for m in months])
     counts = np.floor(w / w.sum() * total).astype(int)
     counts[-1] += total - counts.sum()
     yield from zip(months, (int(c) for c in counts), strict=True)
+
+
+def _tasks(world: World, items: int, months: list[Month], chunk_items: int) -> Iterator[ChunkTask]:
+    numbering = Numbering.start(world.population.size)
+    for month, n in _split(items, months):
+        if n == 0:
+            continue
+        rng = np.random.default_rng([world.seed, 2, month.year, month.month])
+        yield from plan_month(
+            rng,
+            world.population,
+            world.catalog.sub_basket,
+            month.year,
+            month.month,
+            n,
+            chunk_items,
+            numbering,
+        )
 
 
 def generate(
@@ -253,30 +169,71 @@ def generate(
     seed: int,
     months: list[Month],
     progress: Callable[[Month, int], None] | None = None,
+    workers: int = 1,
+    chunk_items: int = CHUNK_ITEMS,
 ) -> GenerationSummary:
-    """Write ``items`` synthetic items spread over ``months``; same seed, same bytes."""
-    if items < 1:
-        raise ValueError("items must be positive")
-    rng = np.random.default_rng(seed)
-    pop = _population(rng, ref, items)
-    ref_ncm = np.array([code for code, _ in ref.ncm])
+    """Write ``items`` synthetic items spread over ``months``; same arguments, same bytes.
+
+    ``progress(month, items)`` is called as each part is written; ``workers`` > 1 builds parts in
+    that many processes (the output does not depend on it).
+    """
+    if not 1 <= items <= MAX_ITEMS:
+        raise ValueError(f"items must be between 1 and {MAX_ITEMS:,}, got {items:,}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    catalog = build_catalog(ref, np.random.default_rng([seed, 0]))
+    population = build_population(np.random.default_rng([seed, 1]), catalog, items)
+    world = World(seed=seed, catalog=catalog, population=population)
     store.clear()
-    invoices = 0
-    serial = 1
-    for month, n in _split(items, months):
-        if n == 0:
-            continue
-        month_rng = np.random.default_rng([seed, month.year, month.month])
-        facts, inv = _month_tables(month_rng, ref_ncm, pop, month, n, serial)
-        serial += inv.num_rows
-        invoices += inv.num_rows
-        store.write_month(month.year, month.month, facts, inv)
+    done: list[_Done] = []
+
+    def record(d: _Done) -> None:
+        done.append(d)
         if progress:
-            progress(month, n)
+            progress(Month(d.year, d.month), d.items)
+
+    tasks = _tasks(world, items, months, chunk_items)
+    if workers <= 1 or items <= chunk_items:  # one part's worth: starting processes costs more
+        for task in tasks:
+            record(_run(world, store, task))
+    else:
+        _parallel(world, store, tasks, workers, record)
+    alnum_tax = np.unique(population.taxpayer[population.alnum])
+    oos_tax = np.unique(population.taxpayer[population.out_of_state])
     return GenerationSummary(
-        items=items,
-        invoices=invoices,
-        taxpayers=pop.n_taxpayers,
-        establishments=len(pop.est_cnpj),
+        items=sum(d.items for d in done),
+        invoices=sum(d.invoices for d in done),
+        taxpayers=population.n_taxpayers,
+        establishments=population.size,
         months=len(months),
+        nfce_invoices=sum(d.nfce_invoices for d in done),
+        parts=len(done),
+        alnum_taxpayers=len(alnum_tax),
+        out_of_state_taxpayers=len(oos_tax),
+        out_of_state_items=sum(d.out_of_state_items for d in done),
+        alnum_invoices=sum(d.alnum_invoices for d in done),
     )
+
+
+def _parallel(
+    world: World,
+    store: FactStore,
+    tasks: Iterator[ChunkTask],
+    workers: int,
+    record: Callable[[_Done], None],
+) -> None:
+    """Keep ``workers`` processes busy, planning ahead only a little (bounded memory)."""
+    # spawn: a clean interpreter per worker, never a fork of a process with threads running.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(world,)) as pool:
+        pending: list[Future[_Done]] = []
+        for task in tasks:
+            pending.append(pool.submit(_run_in_worker, store, task))
+            while len(pending) >= 2 * workers:
+                record(pending.pop(0).result())
+        for f in pending:
+            record(f.result())
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))

@@ -1,0 +1,1 @@
+"""Parts of the synthetic MG NF-e/NFC-e generator, driven by ``aggregation.generator``."""
