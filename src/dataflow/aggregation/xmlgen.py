@@ -86,7 +86,7 @@ def _issuers(rng: random.Random, ref: ReferenceData, n: int, alnum_share: float)
     for i in range(n):
         is_retail = rng.random() < 0.6
         cnae = rng.choice(retail if is_retail else subclasses)
-        if rng.random() < 0.06:
+        if i % 12 == 3:  # about 8% of issuers, some of them sizeable
             c_uf, uf, muni = rng.choice(_OTHER_STATES)
         else:
             c_uf, uf, muni = "31", "MG", rng.choice(munis)
@@ -288,7 +288,7 @@ def iter_documents(
     """``invoices`` nfeProc documents, then cancellations of a ``cancel_share`` of them."""
     rng = random.Random(seed)
     start = start or datetime(2026, 1, 1, tzinfo=_BRT)
-    issuers = _issuers(rng, ref, max(5, invoices // 40), alnum_share)
+    issuers = _issuers(rng, ref, max(8, invoices // 30), alnum_share)
     weights = [1.0 / (i + 1) ** 1.1 for i in range(len(issuers))]  # Zipf-like sizes
     ncms = [code for code, _ in ref.ncm if len(code) == 8]
     cancellable: list[tuple[str, str, datetime]] = []
