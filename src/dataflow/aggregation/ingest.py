@@ -351,11 +351,13 @@ def ingest(
     summary = IngestSummary(files=len(files))
     state = _State.recover(store)
     qdir = str(quarantine_dir(store))
-    pool = (
-        ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver"))
-        if workers > 1
-        else None
-    )
+    pool = None
+    if workers > 1:
+        # forkserver: no fork of a parent that runs threads (the progress display); the server
+        # imports this module once, so each worker starts warm.
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     done = 0
     added: dict[str, int] = {}  # keys this run loaded → item count
     try:
