@@ -92,10 +92,13 @@ def discover(paths: Iterable[Path]) -> list[Path]:
 class _Parsed:
     """What a worker returns for a run of files, in file order."""
 
-    invoices: list[ParsedInvoice] = field(default_factory=list)
-    # (position in this task, kind, access key): kind "i" invoice (index into invoices), "c" cancel
+    # (kind, access key or path): "i" invoice, "c" cancellation, "r" rejected, in file order
     order: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # Arrow tables of this task's invoices, built in the worker (cheap to ship, no per-row
+    # objects for the parent to handle); ``_doc`` numbers the invoices in file order.
+    facts: pa.Table | None = None
+    invoices: pa.Table | None = None
 
 
 def _parse_files(paths: list[str], strict: bool, qdir: str) -> _Parsed:
@@ -105,6 +108,7 @@ def _parse_files(paths: list[str], strict: bool, qdir: str) -> _Parsed:
 
         schemas = schema_set()
     out = _Parsed()
+    docs: list[ParsedInvoice] = []
     for path in paths:
         try:
             with open(path, "rb") as f:  # noqa: PTH123 - the hot path: plain open is cheapest
@@ -118,13 +122,15 @@ def _parse_files(paths: list[str], strict: bool, qdir: str) -> _Parsed:
         doc = parse_document(data, schemas=schemas)
         if isinstance(doc, ParsedInvoice):
             out.order.append(("i", doc.access_key))
-            out.invoices.append(doc)
+            docs.append(doc)
         elif isinstance(doc, ParsedCancellation):
             out.order.append(("c", doc.access_key))
         else:
             quarantine(Path(qdir), path, data, doc)
             out.order.append(("r", path))
             out.rejected.append((path, doc.reason.value))
+    if docs:
+        out.facts, out.invoices = _tables(docs)
     return out
 
 
@@ -195,6 +201,15 @@ def _tables(docs: list[ParsedInvoice]) -> tuple[pa.Table, pa.Table]:
     columns["item_value"] = _cents([v for d in docs for v in d.value_cents])
     columns["icms_value"] = _cents([v for d in docs for v in d.icms_cents])
     facts = pa.table({f.name: columns[f.name] for f in FACT_SCHEMA}, schema=FACT_SCHEMA)
+    # Helper columns, dropped before writing: position in the task, partition of issue.
+    helpers = {
+        "_doc": pa.array(range(len(docs)), pa.int32()),
+        "_year": pa.array([d.year for d in docs], pa.int16()),
+        "_month": pa.array([d.month for d in docs], pa.int8()),
+    }
+    for name, col in helpers.items():
+        invoices = invoices.append_column(name, col)
+        facts = facts.append_column(name, pc.take(col, take))
     return facts, invoices
 
 
@@ -247,37 +262,46 @@ class _State:
 
     def commit(
         self,
-        new: list[ParsedInvoice],
+        facts: pa.Table | None,
+        invoices: pa.Table | None,
         withdraw: set[str],
         cancelled: set[str],
         withdrawn: set[str],
     ) -> None:
         """Write a batch's files, then its journal entry (the commit), then drop replaced files."""
         added: dict[str, tuple[int, int]] = {}
-        by_month: dict[tuple[int, int], list[ParsedInvoice]] = {}
-        for d in new:
-            by_month.setdefault((d.year, d.month), []).append(d)
         new_keys: dict[str, str] = {}
-        for (year, month), docs in sorted(by_month.items()):
-            facts, invoices = _tables(docs)
-            batch = _batch_id(d.access_key for d in docs)
-            added[batch] = (year, month)
-            self._write(batch, year, month, facts, invoices)
-            new_keys.update((d.access_key, batch) for d in docs)
+        if invoices is not None and facts is not None and invoices.num_rows:
+            months = sorted(
+                set(zip(invoices["_year"].to_pylist(), invoices["_month"].to_pylist(), strict=True))
+            )
+            helpers = ["_doc", "_year", "_month"]
+            for year, month in months:
+                inv = invoices.filter(
+                    pc.and_(pc.equal(invoices["_year"], year), pc.equal(invoices["_month"], month))
+                ).drop_columns(helpers)
+                fac = facts.filter(
+                    pc.and_(pc.equal(facts["_year"], year), pc.equal(facts["_month"], month))
+                ).drop_columns(helpers)
+                keys = inv["access_key"].to_pylist()
+                batch = _batch_id(keys)
+                added[batch] = (year, month)
+                self._write(batch, year, month, fac, inv)
+                new_keys.update((k, batch) for k in keys)
         removed: list[str] = []
         for batch in sorted({self.loaded[k] for k in withdraw}):
             year, month = self.batches[batch]
-            facts = pq.read_table(self.path("facts", batch))
-            invoices = pq.read_table(self.path("invoices", batch))
+            fac = pq.read_table(self.path("facts", batch), partitioning=None)
+            inv = pq.read_table(self.path("invoices", batch), partitioning=None)
             gone = pa.array(sorted(withdraw))
-            facts = facts.filter(pc.invert(pc.is_in(facts["access_key"], gone)))
-            invoices = invoices.filter(pc.invert(pc.is_in(invoices["access_key"], gone)))
+            fac = fac.filter(pc.invert(pc.is_in(fac["access_key"], gone)))
+            inv = inv.filter(pc.invert(pc.is_in(inv["access_key"], gone)))
             removed.append(batch)
-            if invoices.num_rows:
-                keys = invoices["access_key"].to_pylist()
+            if inv.num_rows:
+                keys = inv["access_key"].to_pylist()
                 replacement = _batch_id(keys)
                 added[replacement] = (year, month)
-                self._write(replacement, year, month, facts, invoices)
+                self._write(replacement, year, month, fac, inv)
                 new_keys.update((k, replacement) for k in keys)
         if not (added or removed or cancelled or withdrawn):
             return
@@ -315,6 +339,25 @@ class _State:
             inv,
             ("issuer_cnpj", "issued_at"),
         )
+
+
+def _keep(
+    parsed: list[_Parsed], new: dict[str, tuple[int, int]]
+) -> tuple[pa.Table | None, pa.Table | None]:
+    """The rows of the invoices that this batch loads (first copy of each new key)."""
+    keep: dict[int, list[int]] = {}
+    for task_no, position in new.values():
+        keep.setdefault(task_no, []).append(position)
+    facts, invoices = [], []
+    for task_no, positions in sorted(keep.items()):
+        result = parsed[task_no]
+        assert result.facts is not None and result.invoices is not None
+        wanted = pa.array(positions, pa.int32())
+        facts.append(result.facts.filter(pc.is_in(result.facts["_doc"], wanted)))
+        invoices.append(result.invoices.filter(pc.is_in(result.invoices["_doc"], wanted)))
+    if not invoices:
+        return None, None
+    return pa.concat_tables(facts), pa.concat_tables(invoices)
 
 
 def _batch_id(keys: Iterable[str]) -> str:
@@ -369,30 +412,32 @@ def ingest(
                 )
             else:
                 results = (_parse_files(t, strict, qdir) for t in tasks)
-            new: dict[str, ParsedInvoice] = {}
+            new: dict[str, tuple[int, int]] = {}  # key → (task, invoice position in task)
             withdraw: set[str] = set()
             cancelled: set[str] = set()
             withdrawn: set[str] = set()
-            for result in results:
-                docs = iter(result.invoices)
+            parsed: list[_Parsed] = []
+            for task_no, result in enumerate(results):
+                parsed.append(result)
+                position = -1
                 for kind, ref in result.order:
                     if kind == "r":
                         continue
                     if kind == "i":
-                        doc = next(docs)
-                        key = doc.access_key
+                        position += 1
+                        key = ref
                         if (
                             key in state.loaded
                             or key in new
                             or key in state.withdrawn
-                            or (key in withdrawn)
+                            or key in withdrawn
                         ):
                             summary.duplicates += 1
                         elif key in state.cancelled or key in cancelled:
                             withdrawn.add(key)  # its cancellation came first
                             summary.cancelled += 1
                         else:
-                            new[key] = doc
+                            new[key] = (task_no, position)
                         continue
                     key = ref  # a cancellation
                     if key in state.cancelled or key in cancelled:
@@ -413,9 +458,11 @@ def ingest(
                 done += len(result.order)
                 if progress:
                     progress(done, len(files))
-            invoices = sorted(new.values(), key=lambda d: d.access_key)
-            state.commit(invoices, withdraw, cancelled, withdrawn)
-            added.update((d.access_key, len(d.value_cents)) for d in invoices)
+            facts, invoices = _keep(parsed, new)
+            state.commit(facts, invoices, withdraw, cancelled, withdrawn)
+            if facts is not None and invoices is not None:
+                counts = pc.value_counts(facts["access_key"]).to_pylist()
+                added.update((c["values"], c["counts"]) for c in counts)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
