@@ -10,6 +10,7 @@ digit, key against content, totals, authorization protocol and status, environme
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -142,53 +143,65 @@ _MOD = re.compile(r"55|65")
 _STAT = re.compile(r"[0-9]{3,4}")
 
 
-# Every header value the facts and checks need, in one XPath call evaluated on infNFe: a
-# missing element yields "" (XPath string value), so absence and emptiness are checked alike.
-_SEP = "\u241f"  # SYMBOL FOR UNIT SEPARATOR: never in a code or amount (and checked)
-_HEADER_FIELDS = (
-    ("cUF", "n:ide/n:cUF"),
-    ("cNF", "n:ide/n:cNF"),
-    ("mod", "n:ide/n:mod"),
-    ("serie", "n:ide/n:serie"),
-    ("nNF", "n:ide/n:nNF"),
-    ("dhEmi", "n:ide/n:dhEmi"),
-    ("tpEmis", "n:ide/n:tpEmis"),
-    ("cDV", "n:ide/n:cDV"),
-    ("tpAmb", "n:ide/n:tpAmb"),
-    ("idDest", "n:ide/n:idDest"),
-    ("CNPJ", "n:emit/n:CNPJ"),
-    ("CPF", "n:emit/n:CPF"),
-    ("CNAE", "n:emit/n:CNAE"),
-    ("UF", "n:emit/n:enderEmit/n:UF"),
-    ("cMun", "n:emit/n:enderEmit/n:cMun"),
-    ("destUF", "n:dest/n:enderDest/n:UF"),
-    ("signatures", "count(../ds:Signature)"),
-    ("vServ", "n:total/n:ISSQNtot/n:vServ"),
-    *((name, f"n:total/n:ICMSTot/n:{name}") for name in ("vProd", "vNF", *_VNF_PLUS, *_VNF_MINUS)),
-    ("protocols", "count(../../n:protNFe)"),
-    ("pStat", "../../n:protNFe/n:infProt/n:cStat"),
-    ("pKey", "../../n:protNFe/n:infProt/n:chNFe"),
-    ("pAmb", "../../n:protNFe/n:infProt/n:tpAmb"),
-    ("pMotive", "../../n:protNFe/n:infProt/n:xMotivo"),
+# Tag-filtered child iteration: lxml walks in C and makes Python objects only for the elements we
+# keep; XPath calls or per-field find() cost more than the parse itself.
+_NL = len(_N)
+_IDE_TAGS = tuple(
+    _N + t
+    for t in ("cUF", "cNF", "mod", "serie", "nNF", "dhEmi", "tpEmis", "cDV", "tpAmb", "idDest")
 )
-_HEADER = etree.XPath(
-    "concat(" + f", '{_SEP}', ".join(path for _, path in _HEADER_FIELDS) + ")",
-    namespaces={"n": NS, "ds": DS},
-)
-_HEADER_NAMES = tuple(name for name, _ in _HEADER_FIELDS)
-# Items: one XPath union, in document order: each det's nItem attribute, then its prod values in
-# schema order, then its vICMS if any. The nItem marker keeps every value with its own item.
+_EMIT_TAGS = (_N + "CNPJ", _N + "CPF", _N + "CNAE")
+_ADDRESS_TAGS = (_N + "UF", _N + "cMun")
+_TOTAL_TAGS = tuple(_N + t for t in ("vProd", "vNF", *_VNF_PLUS, *_VNF_MINUS))
+_PROT_TAGS = tuple(_N + t for t in ("cStat", "chNFe", "tpAmb", "xMotivo"))
+_SECTIONS = tuple(_N + t for t in ("ide", "emit", "dest", "total"))
+_T_IDE, _T_EMIT, _T_DEST, _T_TOTAL = _SECTIONS
+_T_ADDRESS, _T_DEST_ADDRESS = _N + "enderEmit", _N + "enderDest"
+_T_ICMSTOT, _T_ISSQN = _N + "ICMSTot", _N + "ISSQNtot"
+_T_PROT, _T_INFPROT = _N + "protNFe", _N + "infProt"
+
+
+def _texts(
+    element: etree._Element | None, tags: tuple[str, ...], prefix: str = ""
+) -> dict[str, str]:
+    if element is None:
+        return {}
+    return {prefix + e.tag[_NL:]: e.text or "" for e in element.iterchildren(*tags)}
+
+
+def _header(inf: etree._Element) -> dict[str, str]:
+    """Every header value the facts and checks need; absent elements are simply not there."""
+    parts = {e.tag: e for e in inf.iterchildren(*_SECTIONS)}
+    emit = parts.get(_T_EMIT)
+    dest = parts.get(_T_DEST)
+    total = parts.get(_T_TOTAL)
+    h = _texts(parts.get(_T_IDE), _IDE_TAGS)
+    h.update(_texts(emit, _EMIT_TAGS))
+    h.update(_texts(emit.find(_T_ADDRESS) if emit is not None else None, _ADDRESS_TAGS))
+    dest_address = dest.find(_T_DEST_ADDRESS) if dest is not None else None
+    if dest_address is not None:
+        h["destUF"] = dest_address.findtext(_N + "UF") or ""
+    if total is not None:
+        h.update(_texts(total.find(_T_ICMSTOT), _TOTAL_TAGS))
+        serv = total.findtext(f"{_T_ISSQN}/{_N}vServ")
+        if serv is not None:
+            h["vServ"] = serv
+    nfe = inf.getparent()
+    h["signatures"] = str(len(nfe.findall(_SIGNATURE))) if nfe is not None else "0"
+    proc = nfe.getparent() if nfe is not None else None
+    prot = proc.find(_T_PROT) if proc is not None else None
+    if prot is not None:
+        h["protocols"] = "1"
+        h.update(_texts(prot.find(_T_INFPROT), _PROT_TAGS, "p"))
+    return h
+
+
+# Items: one walk over infNFe keeping each det element and its values, stopping at total.
 _ITEM_FIELDS = ("NCM", "CFOP", "uCom", "qCom", "vProd", "indTot")
-_ITEMS = etree.XPath(
-    " | ".join(
-        ["n:det"]
-        + [f"n:det/n:prod/n:{name}/text()" for name in _ITEM_FIELDS]
-        + ["n:det/n:imposto/n:ICMS/*/n:vICMS/text()"]
-    ),
-    namespaces={"n": NS},
-    smart_strings=False,
-)
-_ITEM_PATTERNS = (_NCM_RE, _CFOP_RE, _UNIT_RE, _QTY_RE, _MONEY_RE, _INDTOT_RE) = (
+_T_DET = _N + "det"
+_T_VICMS = _N + "vICMS"
+_ITEM_WALK = (_T_DET, *(_N + t for t in _ITEM_FIELDS), _T_VICMS, _T_TOTAL)
+_ITEM_PATTERNS = (
     re.compile(r"[0-9]{2}|[0-9]{8}"),
     re.compile(r"[1235-7][0-9]{3}"),
     re.compile(r"\S(?:.{0,4}\S)?"),
@@ -208,31 +221,45 @@ def _check(value: str, what: str, pattern: re.Pattern[str]) -> str:
 
 def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
     """Fill the item columns of ``doc``; return the sum of the items that enter ICMSTot/vProd."""
-    values = cast(list[Any], _ITEMS(inf))
-    n_fields = len(_ITEM_FIELDS)
-    counted = n = i = 0
-    size = len(values)
-    while i < size:
-        det = values[i]
-        n += 1
-        if isinstance(det, str) or det.get("nItem") != str(n):
-            raise _Reject(Reason.SCHEMA_VIOLATION, f"det #{n} is out of order or misplaced")
-        row = values[i + 1 : i + 1 + n_fields]
-        if len(row) != n_fields or not all(isinstance(v, str) for v in row):
-            raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks one of prod/{_ITEM_FIELDS}")
-        for text, name, pattern in zip(row, _ITEM_FIELDS, _ITEM_PATTERNS, strict=True):
+    rows: list[dict[str, str]] = []
+    row: dict[str, str] = {}
+    for el in inf.iter(*_ITEM_WALK):
+        tag = el.tag
+        if tag == _T_DET:
+            if el.get("nItem") != str(len(rows) + 1):
+                raise _Reject(
+                    Reason.SCHEMA_VIOLATION, f"det #{len(rows) + 1} has nItem {el.get('nItem')!r}"
+                )
+            row = {}
+            rows.append(row)
+        elif tag == _T_TOTAL:
+            break
+        elif rows:
+            name = tag[_NL:]
+            if name in row:  # a value twice in one item: the structure is wrong
+                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {len(rows)} has {name} twice")
+            row[name] = el.text or ""
+    if not 1 <= len(rows) <= 990:
+        raise _Reject(Reason.SCHEMA_VIOLATION, f"{len(rows)} det items (1 to 990 allowed)")
+    counted = 0
+    for n, row in enumerate(rows, 1):
+        values = []
+        for name, pattern in zip(_ITEM_FIELDS, _ITEM_PATTERNS, strict=True):
+            text = row.get(name)
+            if text is None:
+                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks prod/{name}")
             if not pattern.fullmatch(text):
                 raise _Reject(
                     Reason.SCHEMA_VIOLATION, f"det {n} prod/{name} has invalid value {text[:60]!r}"
                 )
-        ncm, cfop, unit, qty, v_prod, ind_tot = row
-        i += 1 + n_fields
+            values.append(text)
+        ncm, cfop, unit, qty, v_prod, ind_tot = values
+        icms_text = row.get("vICMS")
         icms = 0
-        if i < size and isinstance(values[i], str):  # this item's vICMS
-            if not _MONEY.fullmatch(values[i]):
-                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} vICMS invalid: {values[i]!r}")
-            icms = to_cents(values[i])
-            i += 1
+        if icms_text is not None:
+            if not _MONEY.fullmatch(icms_text):
+                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} vICMS invalid: {icms_text!r}")
+            icms = to_cents(icms_text)
         cents = to_cents(v_prod)
         doc.ncm.append(ncm)
         doc.cfop.append(cfop)
@@ -242,8 +269,6 @@ def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
         doc.icms_cents.append(icms)
         if ind_tot == "1":  # indTot 0: the item does not enter ICMSTot/vProd
             counted += cents
-    if not 1 <= n <= 990:
-        raise _Reject(Reason.SCHEMA_VIOLATION, f"{n} det items (1 to 990 allowed)")
     return counted
 
 
@@ -257,10 +282,7 @@ def _invoice(inf: etree._Element, is_proc: bool) -> ParsedInvoice:
             Reason.SCHEMA_VIOLATION, f"infNFe Id {ident[:60]!r} is not 'NFe' + 44-char key"
         )
     key = ident[3:]
-    raw = str(_HEADER(inf)).split(_SEP, len(_HEADER_NAMES) - 1)  # the last, xMotivo, is free text
-    if len(raw) != len(_HEADER_NAMES):
-        raise _Reject(Reason.SCHEMA_VIOLATION, f"a header value contains {_SEP!r}")
-    h = dict(zip(_HEADER_NAMES, raw, strict=True))
+    h = defaultdict(str, _header(inf))
     if h["signatures"] != "1":
         raise _Reject(Reason.SCHEMA_VIOLATION, "NFe has no ds:Signature element")
     c_uf = _check(h["cUF"], "ide/cUF", _UF_CODE)
@@ -349,19 +371,19 @@ def _invoice(inf: etree._Element, is_proc: bool) -> ParsedInvoice:
         )
 
     # Authorization: only a protocol with cStat 100/150 for this very key makes the invoice count.
-    if h["protocols"] == "0":
+    if not h["protocols"]:
         where = "nfeProc has no protNFe" if is_proc else "bare NFe (no nfeProc/protNFe)"
         raise _Reject(Reason.NO_PROTOCOL, f"{where}: no authorization protocol")
-    stat = _check(h["pStat"], "protNFe/infProt/cStat", _STAT)
+    stat = _check(h["pcStat"], "protNFe/infProt/cStat", _STAT)
     if stat not in AUTHORIZED_STATUS:
         raise _Reject(
-            Reason.NOT_AUTHORIZED, f"protocol cStat {stat} ({h['pMotive'][:80]}), not 100/150"
+            Reason.NOT_AUTHORIZED, f"protocol cStat {stat} ({h['pxMotivo'][:80]}), not 100/150"
         )
-    if h["pKey"] != key:
+    if h["pchNFe"] != key:
         raise _Reject(
-            Reason.ACCESS_KEY_MISMATCH, f"protocol is for key {h['pKey']!r}, document is {key}"
+            Reason.ACCESS_KEY_MISMATCH, f"protocol is for key {h['pchNFe']!r}, document is {key}"
         )
-    if tp_amb != "1" or h["pAmb"] == "2":
+    if tp_amb != "1" or h["ptpAmb"] == "2":
         raise _Reject(
             Reason.TEST_ENVIRONMENT, "tpAmb 2 (homologação): a test document with no fiscal effect"
         )
