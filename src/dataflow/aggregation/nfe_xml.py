@@ -114,6 +114,8 @@ class _Reject(Exception):
 
 def to_cents(text: str) -> int:
     """An NF-e money value (``TDec_1302``: no decimals or exactly two) → integer centavos."""
+    if text[-3:-2] == ".":
+        return int(text[:-3] + text[-2:])
     whole, dot, frac = text.partition(".")
     if dot:
         return int(whole) * 100 + int(frac) * (10 if len(frac) == 1 else 1)
@@ -219,57 +221,64 @@ def _check(value: str, what: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
+def _joined(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """A pattern matching newline-joined values that each match ``pattern``: one regex run per
+    column per document instead of one per value."""
+    return re.compile(f"(?:{pattern.pattern})(?:\n(?:{pattern.pattern}))*")
+
+
+_ITEM_JOINED = tuple(_joined(p) for p in _ITEM_PATTERNS)
+_MONEY_JOINED = _joined(_MONEY)
+
+
 def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
     """Fill the item columns of ``doc``; return the sum of the items that enter ICMSTot/vProd."""
-    rows: list[dict[str, str]] = []
-    row: dict[str, str] = {}
+    columns: dict[str, list[str]] = {_N + name: [] for name in _ITEM_FIELDS}
+    required = list(columns.values())
+    icms: list[tuple[int, str]] = []
+    n = 0
     for el in inf.iter(*_ITEM_WALK):
         tag = el.tag
         if tag == _T_DET:
-            if el.get("nItem") != str(len(rows) + 1):
-                raise _Reject(
-                    Reason.SCHEMA_VIOLATION, f"det #{len(rows) + 1} has nItem {el.get('nItem')!r}"
-                )
-            row = {}
-            rows.append(row)
+            # Every item has each value exactly once: checked at each item boundary.
+            if any(len(c) != n for c in required):
+                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks or repeats a prod value")
+            n += 1
+            if el.get("nItem") != str(n):
+                raise _Reject(Reason.SCHEMA_VIOLATION, f"det #{n} has nItem {el.get('nItem')!r}")
         elif tag == _T_TOTAL:
             break
-        elif rows:
-            name = tag[_NL:]
-            if name in row:  # a value twice in one item: the structure is wrong
-                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {len(rows)} has {name} twice")
-            row[name] = el.text or ""
-    if not 1 <= len(rows) <= 990:
-        raise _Reject(Reason.SCHEMA_VIOLATION, f"{len(rows)} det items (1 to 990 allowed)")
-    counted = 0
-    for n, row in enumerate(rows, 1):
-        values = []
-        for name, pattern in zip(_ITEM_FIELDS, _ITEM_PATTERNS, strict=True):
-            text = row.get(name)
-            if text is None:
-                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks prod/{name}")
-            if not pattern.fullmatch(text):
-                raise _Reject(
-                    Reason.SCHEMA_VIOLATION, f"det {n} prod/{name} has invalid value {text[:60]!r}"
-                )
-            values.append(text)
-        ncm, cfop, unit, qty, v_prod, ind_tot = values
-        icms_text = row.get("vICMS")
-        icms = 0
-        if icms_text is not None:
-            if not _MONEY.fullmatch(icms_text):
-                raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} vICMS invalid: {icms_text!r}")
-            icms = to_cents(icms_text)
-        cents = to_cents(v_prod)
-        doc.ncm.append(ncm)
-        doc.cfop.append(cfop)
-        doc.unit.append(unit)
-        doc.quantity.append(float(qty))
-        doc.value_cents.append(cents)
-        doc.icms_cents.append(icms)
-        if ind_tot == "1":  # indTot 0: the item does not enter ICMSTot/vProd
-            counted += cents
-    return counted
+        elif tag == _T_VICMS:
+            icms.append((n, el.text or ""))
+        elif n:
+            columns[tag].append(el.text or "")
+    if any(len(c) != n for c in required):
+        raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks or repeats a prod value")
+    if not 1 <= n <= 990:
+        raise _Reject(Reason.SCHEMA_VIOLATION, f"{n} det items (1 to 990 allowed)")
+    for name, values, pattern, joined in zip(
+        _ITEM_FIELDS, required, _ITEM_PATTERNS, _ITEM_JOINED, strict=True
+    ):
+        if not joined.fullmatch("\n".join(values)):
+            bad = next(v for v in values if not pattern.fullmatch(v))
+            raise _Reject(Reason.SCHEMA_VIOLATION, f"prod/{name} has an invalid value {bad[:60]!r}")
+    ncm, cfop, unit, qty, v_prod, ind_tot = required
+    cents = list(map(to_cents, v_prod))
+    doc.ncm, doc.cfop, doc.unit = ncm, cfop, unit
+    doc.quantity = list(map(float, qty))
+    doc.value_cents = cents
+    item_icms = [0] * n
+    if icms:
+        if not _MONEY_JOINED.fullmatch("\n".join(v for _, v in icms)) or len(icms) != len(
+            {i for i, _ in icms}
+        ):
+            raise _Reject(Reason.SCHEMA_VIOLATION, "det imposto/ICMS vICMS values are invalid")
+        for i, v in icms:
+            item_icms[i - 1] = to_cents(v)
+    doc.icms_cents = item_icms
+    if "0" in ind_tot:  # indTot 0: the item does not enter ICMSTot/vProd
+        return sum(c for c, t in zip(cents, ind_tot, strict=True) if t == "1")
+    return sum(cents)
 
 
 def _invoice(inf: etree._Element, is_proc: bool) -> ParsedInvoice:
