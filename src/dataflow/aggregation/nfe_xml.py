@@ -235,13 +235,14 @@ def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
     """Fill the item columns of ``doc``; return the sum of the items that enter ICMSTot/vProd."""
     columns: dict[str, list[str]] = {_N + name: [] for name in _ITEM_FIELDS}
     required = list(columns.values())
+    n_fields = len(required)
     icms: list[tuple[int, str]] = []
     n = 0
     for el in inf.iter(*_ITEM_WALK):
         tag = el.tag
         if tag == _T_DET:
-            # Every item has each value exactly once: checked at each item boundary.
-            if any(len(c) != n for c in required):
+            # Each item brings its six values (counted per item here; per column at the end).
+            if sum(map(len, required)) != n_fields * n:
                 raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks or repeats a prod value")
             n += 1
             if el.get("nItem") != str(n):
