@@ -193,17 +193,23 @@ def test_kill_minus_nine_then_rerun_equals_one_clean_run(
     cmd = [sys.executable, "-m", "dataflow", "data", "ingest", str(corpus / "valid"), str(broken)]
     cmd += ["--store", str(killed), "--workers", "1", "--batch", "40"]
     env = {**os.environ, "DATAFLOW_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _journal_entries(killed) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert _journal_entries(killed) >= 2, "the run should have committed some batches"
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    # Killed twice at different points (the second time while redoing committed work), then rerun.
+    for entries in (2, 5):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while (
+            _journal_entries(killed) < entries
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        assert _journal_entries(killed) >= entries
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     summary = json.loads(rerun.stdout)
-    assert summary["duplicates"] > 0  # what the killed run had committed
+    assert summary["duplicates"] > 0  # what the killed runs had committed
     assert _state(FactStore(killed)) == _state(clean)
 
 
