@@ -245,3 +245,11 @@ def test_cli_generate_xml_then_ingest_prints_the_summary(tmp_path: Path) -> None
     assert summary["cancelled"] == cancelled
     assert summary["duplicates"] == summary["quarantined"] == 0
     assert isinstance(IngestSummary().as_json()["quarantine_reasons"], dict)
+
+
+def test_strict_ingest_quarantines_broken_files_for_the_same_reasons(
+    tmp_path: Path, broken: Path
+) -> None:
+    summary = ingest([broken], FactStore(tmp_path / "store"), strict=True)
+    assert summary.loaded == 0
+    assert summary.reasons == {p.stem: 1 for p in broken.glob("*.xml")}
