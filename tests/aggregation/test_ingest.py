@@ -163,8 +163,12 @@ def test_orphans_of_a_killed_run_are_removed_on_restart(tmp_path: Path, corpus: 
     orphan.parent.mkdir(parents=True)
     shutil.copy(next((clean.root / "facts").glob("*/*/*.parquet")), orphan)
     (orphan.parent / ".ingest-x.parquet.tmp").write_bytes(b"partial")
+    for d in (store.root / "_ingest" / "journal", quarantine_dir(store)):
+        d.mkdir(parents=True)
+        (d / ".00000001.json.tmp").write_bytes(b"{")
     ingest([corpus / "valid"], store)
     assert not orphan.exists()
+    assert not list(store.root.rglob("*.tmp"))
     assert _state(store) == _state(clean)
 
 

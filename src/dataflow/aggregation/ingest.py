@@ -253,6 +253,11 @@ class _State:
                     p.unlink()
             for p in base.glob(f"*/*/.{_PREFIX}*.tmp"):
                 p.unlink()
+        # Temporaries of a killed journal or quarantine write: the renames never happened.
+        for d in (journal, quarantine_dir(store)):
+            if d.exists():
+                for p in d.glob(".*.tmp"):
+                    p.unlink()
         for batch, (year, month) in state.batches.items():
             inv = store.partition("invoices", year, month) / f"{_PREFIX}{batch}.parquet"
             keys = pq.read_table(inv, columns=["access_key"])["access_key"].to_pylist()
