@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -132,3 +133,110 @@ def release_build(
         err.print(f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed")
     err.print(f"[green]✓[/] release {summary.version} in {elapsed:.1f}s → {summary.path}")
     print_json({"version": summary.version, "path": str(summary.path), "tables": summary.tables})
+
+
+@data_app.command("generate-xml")
+def data_generate_xml(
+    ctx: typer.Context,
+    invoices: Annotated[int, typer.Option(help="Number of nfeProc documents.", min=1)] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 1,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default: DATA_DIR/xml).")
+    ] = None,
+    cancel_share: Annotated[
+        float, typer.Option(help="Share of invoices that also get a cancellation event.")
+    ] = 0.0,
+    alnum_share: Annotated[
+        float, typer.Option(help="Share of issuers with an alphanumeric CNPJ (NT 2025.001).")
+    ] = 0.1,
+) -> None:
+    """Write valid NF-e/NFC-e 4.00 nfeProc documents (and optional cancellation events)."""
+    from dataflow.aggregation.xmlgen import generate_xml
+
+    settings: Settings = ctx.obj
+    target = out or settings.data_dir / "xml"
+    started = time.perf_counter()
+    with err.status("generating XML…") as status:
+        summary = generate_xml(
+            load_reference(settings.datasets_dir),
+            target,
+            invoices=invoices,
+            seed=seed,
+            cancel_share=cancel_share,
+            alnum_share=alnum_share,
+            progress=lambda n: status.update(f"generated {n:,} documents"),
+        )
+    elapsed = time.perf_counter() - started
+    err.print(
+        f"[green]✓[/] {summary.invoices:,} invoices ({summary.nfce:,} NFC-e), "
+        f"{summary.cancellations:,} cancellations in {elapsed:.1f}s → {target}"
+    )
+    print_json(
+        {
+            "out": str(target),
+            "invoices": summary.invoices,
+            "nfe": summary.nfe,
+            "nfce": summary.nfce,
+            "cancellations": summary.cancellations,
+            "items": summary.items,
+            "seconds": round(elapsed, 2),
+        }
+    )
+
+
+@data_app.command("ingest")
+def data_ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="XML files or directories (recursive).")],
+    store: Annotated[
+        Path | None, typer.Option(help="Fact store (default: DATA_DIR/store).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Parser processes (default: CPU count).", min=1)] = 0,
+    strict: Annotated[
+        bool, typer.Option(help="Validate every document against the official XSD too.")
+    ] = False,
+    batch: Annotated[int, typer.Option(help="Files per committed batch.", min=1)] = 20_000,
+) -> None:
+    """Load NF-e/NFC-e XML into the fact store; rejected documents go to quarantine."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from dataflow.aggregation.ingest import ingest, quarantine_dir
+
+    settings: Settings = ctx.obj
+    fact_store = FactStore(store or settings.store_dir)
+    n_workers = workers or os.cpu_count() or 1
+    started = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingesting", total=None)
+        summary = ingest(
+            paths,
+            fact_store,
+            workers=n_workers,
+            strict=strict,
+            batch_files=batch,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    elapsed = time.perf_counter() - started
+    err.print(
+        f"[green]✓[/] {summary.loaded:,} loaded, {summary.duplicates:,} duplicates, "
+        f"{summary.cancelled:,} cancelled, {summary.quarantined:,} quarantined "
+        f"of {summary.files:,} files in {elapsed:.1f}s → {fact_store.root}"
+    )
+    print_json(
+        {
+            "store": str(fact_store.root),
+            **summary.as_json(),
+            "quarantine": str(quarantine_dir(fact_store)),
+            "workers": n_workers,
+            "strict": strict,
+            "seconds": round(elapsed, 2),
+            "files_per_s": round(summary.files / elapsed, 1) if elapsed else None,
+        }
+    )

@@ -1,0 +1,478 @@
+"""XML ingestion into the fact store: parallel over files, idempotent by access key, crash-safe.
+
+Files are processed in sorted path order, in batches. Worker processes parse and check documents
+(``nfe_xml``) and quarantine the rejected ones; the parent resolves duplicates and cancellations in
+path order and commits each batch:
+
+1. new Parquet files land under ``facts/`` and ``invoices/`` as ``ingest-<content hash>.parquet``
+   (written to a temporary name, fsynced, renamed);
+2. a journal entry ``_ingest/journal/<seq>.json`` (same write discipline) names the files it adds
+   and removes and the cancellations it records — the entry is the commit point;
+3. files replaced by the entry (a later cancellation withdrawing an invoice) are deleted.
+
+On start, the journal is replayed and any ``ingest-*`` file it does not list (left by a run killed
+between steps 1 and 2) is deleted, so a run killed at any moment and run again ends in the state of
+one clean run. Loaded keys are read back from the live files: the same key twice is a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataflow.aggregation.factstore import SORT_KEYS, FactStore
+from dataflow.aggregation.nfe_xml import ParsedCancellation, ParsedInvoice, parse_document
+from dataflow.aggregation.quarantine import Reason, Rejection, quarantine
+from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
+
+__all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir"]
+
+_PREFIX = "ingest-"
+_TASK_FILES = 64  # files per worker task: amortizes inter-process traffic
+
+
+def quarantine_dir(store: FactStore) -> Path:
+    return store.root / "quarantine"
+
+
+def _journal_dir(store: FactStore) -> Path:
+    return store.root / "_ingest" / "journal"
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    files: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    cancelled: int = 0
+    cancellations_awaiting_invoice: int = 0
+    quarantined: int = 0
+    items: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "loaded": self.loaded,
+            "duplicates": self.duplicates,
+            "cancelled": self.cancelled,
+            "cancellations_awaiting_invoice": self.cancellations_awaiting_invoice,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": dict(sorted(self.reasons.items())),
+            "items": self.items,
+        }
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Every ``*.xml`` file under the given files and directories, sorted, without repeats."""
+    found: set[Path] = set()
+    for p in paths:
+        if p.is_dir():
+            found.update(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() == ".xml")
+        else:
+            found.add(p)
+    return sorted(found, key=str)
+
+
+# ---------------------------------------------------------------- worker side
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """What a worker returns for a run of files, in file order."""
+
+    # (kind, access key or path): "i" invoice, "c" cancellation, "r" rejected, in file order
+    order: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # Arrow tables of this task's invoices, built in the worker (cheap to ship, no per-row
+    # objects for the parent to handle); ``_doc`` numbers the invoices in file order.
+    facts: pa.Table | None = None
+    invoices: pa.Table | None = None
+
+
+def _parse_files(paths: list[str], strict: bool, qdir: str) -> _Parsed:
+    schemas = None
+    if strict:
+        from dataflow.aggregation.xsd import schema_set
+
+        schemas = schema_set()
+    out = _Parsed()
+    docs: list[ParsedInvoice] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:  # noqa: PTH123 - the hot path: plain open is cheapest
+                data = f.read()
+        except OSError as e:
+            out.order.append(("r", path))
+            out.rejected.append((path, Reason.UNREADABLE.value))
+            # Nothing to copy: record the reason with an empty document.
+            quarantine(Path(qdir), path, b"", Rejection(Reason.UNREADABLE, f"cannot read: {e}"))
+            continue
+        doc = parse_document(data, schemas=schemas)
+        if isinstance(doc, ParsedInvoice):
+            out.order.append(("i", doc.access_key))
+            docs.append(doc)
+        elif isinstance(doc, ParsedCancellation):
+            out.order.append(("c", doc.access_key))
+        else:
+            quarantine(Path(qdir), path, data, doc)
+            out.order.append(("r", path))
+            out.rejected.append((path, doc.reason.value))
+    if docs:
+        out.facts, out.invoices = _tables(docs)
+    return out
+
+
+# ---------------------------------------------------------------- store side
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _write_parquet(path: Path, table: pa.Table, keys: Iterable[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    ordered = table.sort_by([(k, "ascending") for k in (*keys, "access_key")])
+    pq.write_table(ordered, tmp, compression="zstd", row_group_size=256_000)
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _cents(values: list[int]) -> pa.Array:
+    c = np.asarray(values, dtype=np.int64)
+    words = np.empty((len(c), 2), dtype=np.int64)
+    words[:, 0] = c
+    words[:, 1] = np.where(c < 0, -1, 0)  # two's-complement sign extension to 128 bits
+    return pa.Array.from_buffers(MONEY, len(c), [None, pa.py_buffer(words.tobytes())])
+
+
+def _tables(docs: list[ParsedInvoice]) -> tuple[pa.Table, pa.Table]:
+    """Facts (one row per item) and invoices (one row per invoice) of ``docs``."""
+    ts = INVOICE_SCHEMA.field("issued_at").type
+    invoices = pa.table(
+        {
+            "access_key": pa.array([d.access_key for d in docs], pa.string()),
+            "model": pa.array([d.model for d in docs], pa.int16()),
+            "issued_at": pa.array([d.issued_at_us for d in docs], pa.int64()).cast(ts),
+            "issuer_cnpj": pa.array([d.issuer_cnpj for d in docs], pa.string()),
+            "total_value": _cents([d.total_cents for d in docs]),
+            "status": pa.array(["authorized"] * len(docs), pa.string()),
+        },
+        schema=INVOICE_SCHEMA,
+    )
+    counts = np.array([len(d.value_cents) for d in docs], dtype=np.int64)
+    take = pa.array(np.repeat(np.arange(len(docs)), counts))
+    per_invoice = {
+        "access_key": invoices["access_key"],
+        "model": invoices["model"],
+        "issued_at": invoices["issued_at"],
+        "issuer_cnpj": invoices["issuer_cnpj"],
+        "issuer_root": pa.array([d.issuer_cnpj[:8] for d in docs], pa.string()),
+        "issuer_cnae": pa.array([d.issuer_cnae for d in docs], pa.string()),
+        "issuer_uf": pa.array([d.issuer_uf for d in docs], pa.string()),
+        "issuer_municipality": pa.array([d.issuer_municipality for d in docs], pa.string()),
+        "recipient_uf": pa.array([d.recipient_uf for d in docs], pa.string()),
+    }
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        name: pc.take(col, take) for name, col in per_invoice.items()
+    }
+    columns["cfop"] = pa.array([c for d in docs for c in d.cfop], pa.string())
+    columns["ncm"] = pa.array([c for d in docs for c in d.ncm], pa.string())
+    columns["quantity"] = pa.array([q for d in docs for q in d.quantity], pa.float64())
+    columns["unit"] = pa.array([u for d in docs for u in d.unit], pa.string())
+    columns["item_value"] = _cents([v for d in docs for v in d.value_cents])
+    columns["icms_value"] = _cents([v for d in docs for v in d.icms_cents])
+    facts = pa.table({f.name: columns[f.name] for f in FACT_SCHEMA}, schema=FACT_SCHEMA)
+    # Helper columns, dropped before writing: position in the task, partition of issue.
+    helpers = {
+        "_doc": pa.array(range(len(docs)), pa.int32()),
+        "_year": pa.array([d.year for d in docs], pa.int16()),
+        "_month": pa.array([d.month for d in docs], pa.int8()),
+    }
+    for name, col in helpers.items():
+        invoices = invoices.append_column(name, col)
+        facts = facts.append_column(name, pc.take(col, take))
+    return facts, invoices
+
+
+@dataclass(slots=True)
+class _State:
+    """The committed state: live batches, loaded keys and recorded cancellations."""
+
+    store: FactStore
+    batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # id → (year, month)
+    loaded: dict[str, str] = field(default_factory=dict)  # access key → batch id
+    cancelled: set[str] = field(default_factory=set)  # keys with a registered cancellation
+    withdrawn: set[str] = field(default_factory=set)  # cancelled keys whose invoice was seen
+    seq: int = 0
+
+    def path(self, kind: str, batch: str) -> Path:
+        year, month = self.batches[batch]
+        return self.store.partition(kind, year, month) / f"{_PREFIX}{batch}.parquet"
+
+    @classmethod
+    def recover(cls, store: FactStore) -> _State:
+        state = cls(store)
+        journal = _journal_dir(store)
+        entries = sorted(journal.glob("[0-9]*.json")) if journal.exists() else []
+        for entry in entries:
+            e = json.loads(entry.read_text())
+            for b in e["add"]:
+                state.batches[b["id"]] = (b["year"], b["month"])
+            for b in e["remove"]:
+                del state.batches[b]
+            state.cancelled.update(e["cancelled"])
+            state.withdrawn.update(e["withdrawn"])
+            state.seq = int(entry.stem)
+        live = {state.path(k, b) for b in state.batches for k in ("facts", "invoices")}
+        for kind in ("facts", "invoices"):
+            base = store.root / kind
+            if not base.exists():
+                continue
+            # Orphans of a killed run: uncommitted batch files and temporaries.
+            for p in base.glob(f"*/*/{_PREFIX}*.parquet"):
+                if p not in live:
+                    p.unlink()
+            for p in base.glob(f"*/*/.{_PREFIX}*.tmp"):
+                p.unlink()
+        # Temporaries of a killed journal or quarantine write: the renames never happened.
+        for d in (journal, quarantine_dir(store)):
+            if d.exists():
+                for p in d.glob(".*.tmp"):
+                    p.unlink()
+        for batch, (year, month) in state.batches.items():
+            inv = store.partition("invoices", year, month) / f"{_PREFIX}{batch}.parquet"
+            keys = pq.read_table(inv, columns=["access_key"])["access_key"].to_pylist()
+            for k in keys:
+                state.loaded[k] = batch
+        return state
+
+    def commit(
+        self,
+        facts: pa.Table | None,
+        invoices: pa.Table | None,
+        withdraw: set[str],
+        cancelled: set[str],
+        withdrawn: set[str],
+    ) -> None:
+        """Write a batch's files, then its journal entry (the commit), then drop replaced files."""
+        added: dict[str, tuple[int, int]] = {}
+        new_keys: dict[str, str] = {}
+        if invoices is not None and facts is not None and invoices.num_rows:
+            months = sorted(
+                set(zip(invoices["_year"].to_pylist(), invoices["_month"].to_pylist(), strict=True))
+            )
+            helpers = ["_doc", "_year", "_month"]
+            for year, month in months:
+                inv = invoices.filter(
+                    pc.and_(pc.equal(invoices["_year"], year), pc.equal(invoices["_month"], month))
+                ).drop_columns(helpers)
+                fac = facts.filter(
+                    pc.and_(pc.equal(facts["_year"], year), pc.equal(facts["_month"], month))
+                ).drop_columns(helpers)
+                keys = inv["access_key"].to_pylist()
+                batch = _batch_id(keys)
+                added[batch] = (year, month)
+                self._write(batch, year, month, fac, inv)
+                new_keys.update((k, batch) for k in keys)
+        removed: list[str] = []
+        for batch in sorted({self.loaded[k] for k in withdraw}):
+            year, month = self.batches[batch]
+            fac = pq.read_table(self.path("facts", batch), partitioning=None)
+            inv = pq.read_table(self.path("invoices", batch), partitioning=None)
+            gone = pa.array(sorted(withdraw))
+            fac = fac.filter(pc.invert(pc.is_in(fac["access_key"], gone)))
+            inv = inv.filter(pc.invert(pc.is_in(inv["access_key"], gone)))
+            removed.append(batch)
+            if inv.num_rows:
+                keys = inv["access_key"].to_pylist()
+                replacement = _batch_id(keys)
+                added[replacement] = (year, month)
+                self._write(replacement, year, month, fac, inv)
+                new_keys.update((k, replacement) for k in keys)
+        if not (added or removed or cancelled or withdrawn):
+            return
+        entry = {
+            "add": [{"id": b, "year": y, "month": m} for b, (y, m) in sorted(added.items())],
+            "remove": removed,
+            "cancelled": sorted(cancelled),
+            "withdrawn": sorted(withdrawn),
+        }
+        journal = _journal_dir(self.store)
+        journal.mkdir(parents=True, exist_ok=True)
+        self.seq += 1
+        _atomic_write_bytes(journal / f"{self.seq:08d}.json", json.dumps(entry).encode())
+        _fsync_dir(journal)
+        old_paths = [self.path(k, b) for b in removed for k in ("facts", "invoices")]
+        for b in removed:
+            del self.batches[b]
+        self.batches.update(added)
+        for p in old_paths:
+            p.unlink(missing_ok=True)
+        for k in withdraw:
+            self.loaded.pop(k, None)
+        self.loaded.update(new_keys)
+        self.cancelled |= cancelled
+        self.withdrawn |= withdrawn
+
+    def _write(self, batch: str, year: int, month: int, facts: pa.Table, inv: pa.Table) -> None:
+        _write_parquet(
+            self.store.partition("facts", year, month) / f"{_PREFIX}{batch}.parquet",
+            facts,
+            SORT_KEYS,
+        )
+        _write_parquet(
+            self.store.partition("invoices", year, month) / f"{_PREFIX}{batch}.parquet",
+            inv,
+            ("issuer_cnpj", "issued_at"),
+        )
+
+
+def _keep(
+    parsed: list[_Parsed], new: dict[str, tuple[int, int]]
+) -> tuple[pa.Table | None, pa.Table | None]:
+    """The rows of the invoices that this batch loads (first copy of each new key)."""
+    keep: dict[int, list[int]] = {}
+    for task_no, position in new.values():
+        keep.setdefault(task_no, []).append(position)
+    facts, invoices = [], []
+    for task_no, positions in sorted(keep.items()):
+        result = parsed[task_no]
+        assert result.facts is not None and result.invoices is not None
+        wanted = pa.array(positions, pa.int32())
+        facts.append(result.facts.filter(pc.is_in(result.facts["_doc"], wanted)))
+        invoices.append(result.invoices.filter(pc.is_in(result.invoices["_doc"], wanted)))
+    if not invoices:
+        return None, None
+    return pa.concat_tables(facts), pa.concat_tables(invoices)
+
+
+def _batch_id(keys: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(keys):
+        h.update(k.encode())
+    return h.hexdigest()[:20]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def ingest(
+    paths: Iterable[Path],
+    store: FactStore,
+    *,
+    workers: int = 1,
+    strict: bool = False,
+    batch_files: int = 20_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """Load every XML file under ``paths`` into ``store``; see the module docstring."""
+    files = [str(p) for p in discover(paths)]
+    summary = IngestSummary(files=len(files))
+    state = _State.recover(store)
+    qdir = str(quarantine_dir(store))
+    pool = None
+    if workers > 1:
+        # forkserver: no fork of a parent that runs threads (the progress display); the server
+        # imports this module once, so each worker starts warm.
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    done = 0
+    added: dict[str, int] = {}  # keys this run loaded → item count
+    try:
+        for batch in _chunks(files, batch_files):
+            tasks = list(_chunks(batch, _TASK_FILES))
+            if pool is not None:
+                results: Iterable[_Parsed] = pool.map(
+                    _parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
+                )
+            else:
+                results = (_parse_files(t, strict, qdir) for t in tasks)
+            new: dict[str, tuple[int, int]] = {}  # key → (task, invoice position in task)
+            withdraw: set[str] = set()
+            cancelled: set[str] = set()
+            withdrawn: set[str] = set()
+            parsed: list[_Parsed] = []
+            for task_no, result in enumerate(results):
+                parsed.append(result)
+                position = -1
+                for kind, ref in result.order:
+                    if kind == "r":
+                        continue
+                    if kind == "i":
+                        position += 1
+                        key = ref
+                        if (
+                            key in state.loaded
+                            or key in new
+                            or key in state.withdrawn
+                            or key in withdrawn
+                        ):
+                            summary.duplicates += 1
+                        elif key in state.cancelled or key in cancelled:
+                            withdrawn.add(key)  # its cancellation came first
+                            summary.cancelled += 1
+                        else:
+                            new[key] = (task_no, position)
+                        continue
+                    key = ref  # a cancellation
+                    if key in state.cancelled or key in cancelled:
+                        summary.duplicates += 1
+                        continue
+                    cancelled.add(key)
+                    if key in new:
+                        del new[key]
+                        withdrawn.add(key)
+                        summary.cancelled += 1
+                    elif key in state.loaded:
+                        withdraw.add(key)
+                        withdrawn.add(key)
+                        summary.cancelled += 1
+                for _path, reason in result.rejected:
+                    summary.quarantined += 1
+                    summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+                done += len(result.order)
+                if progress:
+                    progress(done, len(files))
+            facts, invoices = _keep(parsed, new)
+            state.commit(facts, invoices, withdraw, cancelled, withdrawn)
+            if facts is not None and invoices is not None:
+                counts = pc.value_counts(facts["access_key"]).to_pylist()
+                added.update((c["values"], c["counts"]) for c in counts)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    # Loaded = added by this run and still there (a later cancellation may have withdrawn some).
+    kept = [n for k, n in added.items() if k in state.loaded]
+    summary.loaded, summary.items = len(kept), sum(kept)
+    summary.cancellations_awaiting_invoice = len(state.cancelled - state.withdrawn)
+    return summary
