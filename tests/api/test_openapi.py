@@ -55,6 +55,9 @@ def test_api_conforms_to_its_openapi_document(fuzzed_app: tuple[Litestar, str]) 
             # A cursor is opaque: a generated one is rightly refused (400), so only for those
             # cases is "schema-valid input is accepted" not expected; every other check runs.
             opaque = bool(case.query and "cursor" in case.query)
+            # Admin routes are called with a partner key: refusal (401) is the right answer, so
+            # acceptance of schema-valid input is not expected there; the other checks still run.
+            opaque = opaque or case.operation.path.startswith("/admin/")
             case.call_and_validate(
                 headers={"Authorization": f"Bearer {key}"},
                 excluded_checks=[positive_data_acceptance] if opaque else None,

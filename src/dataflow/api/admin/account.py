@@ -13,8 +13,10 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from dataflow.api.admin.errors import contracts_exception_handlers
+from dataflow.api.routes.common import document_problems
 from dataflow.api.state import ApiState
 from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
 from dataflow.contracts.service import current_contract
@@ -22,7 +24,16 @@ from dataflow.contracts.service import current_contract
 __all__ = ["account_router"]
 
 
-@get("/")
+@get(
+    "/",
+    responses={
+        200: ResponseSpec(
+            data_container=dict[str, Any],
+            media_type="application/json",
+            description="Your partner record, entitlement, contract in force, team, key, sanctions",
+        )
+    },
+)
 async def account(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     api: ApiState = state.api
     caller = await api.keys.authenticate(request)
@@ -48,7 +59,11 @@ async def account(request: Request[Any, Any, Any], state: State) -> Response[byt
     )
 
 
-@get("/usage.csv")
+@get(
+    "/usage.csv",
+    media_type="text/csv",
+    responses={200: ResponseSpec(data_container=str, media_type="text/csv", description="CSV")},
+)
 async def account_usage_csv(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     api: ApiState = state.api
     caller = await api.keys.authenticate(request)
@@ -56,7 +71,11 @@ async def account_usage_csv(request: Request[Any, Any, Any], state: State) -> Re
     return Response(usage_csv(rows).encode(), media_type="text/csv")
 
 
-@get("/usage.png")
+@get(
+    "/usage.png",
+    media_type="image/png",
+    responses={200: ResponseSpec(data_container=bytes, media_type="image/png", description="PNG")},
+)
 async def account_usage_png(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     api: ApiState = state.api
     caller = await api.keys.authenticate(request)
@@ -67,6 +86,8 @@ async def account_usage_png(request: Request[Any, Any, Any], state: State) -> Re
 
 account_router = Router(
     path="/v1/account",
-    route_handlers=[account, account_usage_csv, account_usage_png],
+    route_handlers=document_problems(
+        [account, account_usage_csv, account_usage_png], 400, 401, 403, 404
+    ),
     exception_handlers=contracts_exception_handlers,
 )

@@ -13,7 +13,7 @@ from dataflow.api.errors import PROBLEM_JSON, ProblemDetail
 from dataflow.api.observe import CALLER_KEY
 from dataflow.api.state import ApiState
 
-__all__ = ["api_state", "authenticate", "not_modified", "problems"]
+__all__ = ["api_state", "authenticate", "document_problems", "not_modified", "problems"]
 
 _DESCRIPTIONS = {
     400: "Malformed query parameter (type invalid-query) or request",
@@ -21,6 +21,7 @@ _DESCRIPTIONS = {
     403: "Suspended, ended, outside the authorization window, or table not entitled",
     404: "No such table or resource",
     406: "None of the formats in Accept can be produced",
+    409: "The change is not allowed in the current state (a refused transition)",
     414: "URI too long",
     422: "Cursor from another release or query",
     429: "Monthly cap or rate limit reached (Retry-After, RateLimit headers)",
@@ -39,6 +40,13 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
         )
         for code in (*codes, 414, 500)
     }
+
+
+def document_problems(handlers: list[Any], *codes: int) -> list[Any]:
+    """Declare the problem responses a group of handlers can give (for the OpenAPI document)."""
+    for handler in handlers:
+        handler.responses = {**problems(*codes), **(handler.responses or {})}
+    return handlers
 
 
 def api_state(state: State) -> ApiState:
