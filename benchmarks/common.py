@@ -88,7 +88,7 @@ def server(env: dict[str, str], *args: str) -> Iterator[str]:
         yield base
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=90)  # a metered server settles once more on shutdown
 
 
 def wrk(

@@ -74,12 +74,39 @@ async def _settle(settings: Settings, batch: int) -> dict[str, object]:
     }
 
 
+async def _follow(settings: Settings, batch: int, every: float) -> dict[str, object]:
+    """Settle every ``every`` seconds until interrupted (a settler process beside the API)."""
+    total: dict[str, object] = {"partners": 0, "entries": 0, "batches": 0, "months": []}
+    try:
+        while True:
+            summary = await _settle(settings, batch)
+            for k in ("entries", "batches"):
+                total[k] = int(total[k]) + int(summary[k])  # type: ignore[call-overload]
+            total["partners"] = summary["partners"]
+            await asyncio.sleep(every)
+    except asyncio.CancelledError:
+        return total
+
+
 @usage_app.command("settle")
 def usage_settle(
     ctx: typer.Context,
     batch: Annotated[int, typer.Option(help="Stream entries per SQL transaction.", min=1)] = 5000,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep settling every SECONDS until interrupted (settler process).", min=0.1
+        ),
+    ] = None,
 ) -> None:
     """Move access records from the meter's streams into the usage ledger (idempotent)."""
+    if every is not None:
+        try:
+            summary = asyncio.run(_follow(ctx.obj, batch, every))
+        except KeyboardInterrupt:
+            summary = {"stopped": True}
+        print_json(summary)
+        return
     summary = asyncio.run(_settle(ctx.obj, batch))
     err.print(
         f"settled {summary['entries']:,} stream entries of {summary['partners']} partner(s) "

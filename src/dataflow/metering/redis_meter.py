@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from dataflow.metering import metrics
 from dataflow.metering.errors import MeterUnavailable
@@ -194,7 +194,8 @@ class RedisMeter:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._execute(calls, batch.completions)
-        except (RedisError, OSError, TimeoutError) as e:
+        except Exception as e:
+            # Whatever went wrong, no waiter may hang and nothing is served uncounted.
             metrics.METER_UNAVAILABLE.inc()
             why = "Redis did not answer in time" if isinstance(e, TimeoutError) else str(e)
             error = MeterUnavailable(f"{type(e).__name__}: {why}")

@@ -41,9 +41,12 @@ class SettlementRepository:
             return set()
         with self._engine.begin() as conn:
             delta: dict[str, int] = defaultdict(int)
-            self._insert_new(conn, partner_id, entries, delta)
+            # A completion usually arrives in the same batch as its access: fold it into the
+            # insert instead of one UPDATE per access; only the others are updated.
+            completions = {e.ref: e for e in entries if e.kind is EntryKind.COMPLETE}
+            self._insert_new(conn, partner_id, entries, delta, completions)
             self._release(conn, partner_id, entries, delta)
-            self._complete(conn, partner_id, entries)
+            self._complete(conn, partner_id, list(completions.values()))
             for month, n in delta.items():
                 if n:
                     self._add_to_ledger(conn, partner_id, month, n)
@@ -53,7 +56,11 @@ class SettlementRepository:
 
     @staticmethod
     def _insert_new(
-        conn: Connection, partner_id: int, entries: Sequence[StreamEntry], delta: dict[str, int]
+        conn: Connection,
+        partner_id: int,
+        entries: Sequence[StreamEntry],
+        delta: dict[str, int],
+        completions: dict[str, StreamEntry],
     ) -> None:
         accesses = [e for e in entries if e.kind is EntryKind.ACCESS]
         if not accesses:
@@ -76,8 +83,12 @@ class SettlementRepository:
                 continue  # delivered again: already applied
             seen.add(e.id)
             delta[e.month] += 1
+            done = completions.pop(e.id, None)
             rows.append(
                 {
+                    "status": done.status if done else None,
+                    "bytes": done.bytes if done else None,
+                    "latency_ms": done.latency_ms if done else None,
                     "partner_id": partner_id,
                     "record_id": e.id,
                     "month": e.month,
