@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.generator import generate, parse_months
 from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.release import build_release
+from dataflow.aggregation.release import AuditFailed, build_release
+from dataflow.aggregation.release_audit import audit_release
 from dataflow.aggregation.specs import load_specs
 from dataflow.console import err, print_json
 from dataflow.settings import Settings
@@ -85,19 +87,62 @@ def release_build(
     ] = None,
     tables: Annotated[Path | None, typer.Option(help="Directory of table specs (*.toml).")] = None,
 ) -> None:
-    """Build an immutable, versioned release of every table spec."""
+    """Build, protect and audit an immutable, versioned release of every table spec.
+
+    A release whose audit fails is not published (exit 1; the staging directory is kept).
+    """
     settings: Settings = ctx.obj
     specs = load_specs(tables or settings.tables_dir)
     started = time.perf_counter()
     with err.status("building release…") as status:
-        summary = build_release(
-            FactStore(store or settings.store_dir),
-            specs,
-            out or settings.releases_dir,
-            progress=lambda t: status.update(f"building {t}"),
-        )
+        try:
+            summary = build_release(
+                FactStore(store or settings.store_dir),
+                specs,
+                out or settings.releases_dir,
+                datasets_dir=settings.datasets_dir,
+                progress=lambda t: status.update(t),
+            )
+        except AuditFailed as e:
+            err.print(f"[red]✗[/] {e}")
+            raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
     for table_id, c in summary.tables.items():
-        err.print(f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed")
-    err.print(f"[green]✓[/] release {summary.version} in {elapsed:.1f}s → {summary.path}")
-    print_json({"version": summary.version, "path": str(summary.path), "tables": summary.tables})
+        err.print(
+            f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed "
+            f"({c['primary']:,} primary)"
+        )
+    err.print(f"[green]✓[/] release {summary.version} (audit passed) in {elapsed:.1f}s")
+    err.print(f"  → {summary.path}")
+    print_json(
+        {
+            "version": summary.version,
+            "path": str(summary.path),
+            "tables": summary.tables,
+            "seconds": {k: round(v, 2) for k, v in summary.timings.items()},
+        }
+    )
+
+
+@release_app.command("audit")
+def release_audit(
+    ctx: typer.Context,
+    release: Annotated[Path, typer.Argument(help="Release directory (holds manifest.json).")],
+    exact: Annotated[
+        bool, typer.Option(help="Exact min and max for every suppressed cell (more LPs).")
+    ] = False,
+) -> None:
+    """Re-run the disclosure audit on a release from its own files; exit 1 on any failure."""
+    settings: Settings = ctx.obj
+    with err.status("auditing…"):
+        report = audit_release(release, datasets_dir=settings.datasets_dir, exact=exact)
+    for t in report.tables:
+        mark = "[green]✓[/]" if t.failures == 0 else "[red]✗[/]"
+        err.print(
+            f"  {mark} {t.id}: {t.suppressed:,} suppressed, {t.failures} failing, {t.seconds:.2f}s"
+        )
+    print_json(msgspec.to_builtins(report))
+    if not report.passed:
+        err.print(f"[red]✗[/] audit failed: {report.failures} sensitive cell(s) under-protected")
+        raise typer.Exit(1)
+    err.print(f"[green]✓[/] audit passed ({report.lps:,} LPs, {report.seconds:.1f}s)")
