@@ -50,7 +50,7 @@ def _catalogue_loss(tmp: Path) -> dict[str, object]:
     started = time.perf_counter()
     summary = build_release(store, load_specs(REPO / "tables"), tmp / "releases")
     build_s = time.perf_counter() - started
-    report = audit_release(summary.path)
+    report = audit_release(summary.path, per_table=True)
     per_table = {}
     for t in report.tables:
         diag = pl.read_parquet(summary.path / "internal" / f"{t.id}.parquet")

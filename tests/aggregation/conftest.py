@@ -10,6 +10,7 @@ import pytest
 from dataflow.aggregation.cube import build_cells
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.levels import register_references
+from dataflow.aggregation.release import ReleaseSummary, build_release
 from dataflow.aggregation.specs import TableSpec, load_specs
 from dataflow.aggregation.suppression import primary
 
@@ -37,3 +38,10 @@ def linked_cells(fact_store: FactStore, linked_specs: list[TableSpec]):  # type:
         cells = build_cells(fact_store, spec, con)
         out.append((spec, cells, primary(cells, spec.rules)))
     return out
+
+
+@pytest.fixture(scope="session")
+def linked_release(
+    fact_store: FactStore, linked_specs: list[TableSpec], tmp_path_factory: pytest.TempPathFactory
+) -> ReleaseSummary:
+    return build_release(fact_store, linked_specs, tmp_path_factory.mktemp("linked"))

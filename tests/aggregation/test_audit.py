@@ -19,13 +19,6 @@ from dataflow.aggregation.specs import TableSpec
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def linked_release(
-    fact_store: FactStore, linked_specs: list[TableSpec], tmp_path_factory: pytest.TempPathFactory
-) -> ReleaseSummary:
-    return build_release(fact_store, linked_specs, tmp_path_factory.mktemp("linked"))
-
-
 def test_primary_only_is_caught_and_not_published(
     fact_store: FactStore, linked_specs: list[TableSpec], tmp_path: Path
 ) -> None:

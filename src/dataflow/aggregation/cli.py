@@ -131,16 +131,24 @@ def release_audit(
     exact: Annotated[
         bool, typer.Option(help="Exact min and max for every suppressed cell (more LPs).")
     ] = False,
+    per_table: Annotated[
+        bool, typer.Option(help="Also audit each table alone and report its time.")
+    ] = False,
 ) -> None:
     """Re-run the disclosure audit on a release from its own files; exit 1 on any failure."""
     settings: Settings = ctx.obj
-    with err.status("auditing…"):
-        report = audit_release(release, datasets_dir=settings.datasets_dir, exact=exact)
+    try:
+        with err.status("auditing…"):
+            report = audit_release(
+                release, datasets_dir=settings.datasets_dir, exact=exact, per_table=per_table
+            )
+    except (OSError, ValueError, KeyError) as e:
+        err.print(f"[red]✗[/] cannot audit {release}: {e}")
+        raise typer.Exit(2) from None
     for t in report.tables:
         mark = "[green]✓[/]" if t.failures == 0 else "[red]✗[/]"
-        err.print(
-            f"  {mark} {t.id}: {t.suppressed:,} suppressed, {t.failures} failing, {t.seconds:.2f}s"
-        )
+        alone = f", {t.seconds:.2f}s alone" if t.seconds is not None else ""
+        err.print(f"  {mark} {t.id}: {t.suppressed:,} suppressed, {t.failures} failing{alone}")
     print_json(msgspec.to_builtins(report))
     if not report.passed:
         err.print(f"[red]✗[/] audit failed: {report.failures} sensitive cell(s) under-protected")
