@@ -159,3 +159,24 @@ def test_rebuilding_the_same_data_gives_the_same_pattern(
     second = pl.read_parquet(again.path / "tables" / f"{small}.parquet")
     third = build_release(fact_store, specs, tmp_path / "again")
     assert (pl.read_parquet(third.path / "tables" / f"{small}.parquet")).equals(second)
+
+
+def test_a_revised_month_is_not_published_silently(
+    fact_store,
+    reference,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from dataflow.aggregation.factstore import FactStore
+    from dataflow.aggregation.generator import generate, parse_months
+    from dataflow.aggregation.release import RevisedMonths, build_release
+    from dataflow.aggregation.specs import load_specs
+
+    specs = [s for s in load_specs(REPO / "tables") if s.id == "sales_model_cnae_division_month"]
+    releases = tmp_path / "releases"
+    build_release(fact_store, specs, releases)
+    revised = FactStore(tmp_path / "revised")
+    generate(revised, reference, items=20_000, seed=99, months=parse_months("2026-01:2026-02"))
+    with pytest.raises(RevisedMonths) as caught:
+        build_release(revised, specs, releases)
+    assert caught.value.months == ["2026-01", "2026-02"]
+    assert build_release(revised, specs, releases, allow_revision=True).path.is_dir()

@@ -12,7 +12,7 @@ import typer
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.generator import generate, parse_months
 from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.release import AuditFailed, build_release
+from dataflow.aggregation.release import AuditFailed, RevisedMonths, build_release
 from dataflow.aggregation.release_audit import audit_release
 from dataflow.aggregation.specs import load_specs
 from dataflow.console import err, print_json
@@ -86,6 +86,9 @@ def release_build(
         Path | None, typer.Option(help="Releases directory (default: DATA_DIR/releases).")
     ] = None,
     tables: Annotated[Path | None, typer.Option(help="Directory of table specs (*.toml).")] = None,
+    allow_revision: Annotated[
+        bool, typer.Option(help="Publish months that changed since the previous release.")
+    ] = False,
 ) -> None:
     """Build, protect and audit an immutable, versioned release of every table spec.
 
@@ -102,8 +105,9 @@ def release_build(
                 out or settings.releases_dir,
                 datasets_dir=settings.datasets_dir,
                 progress=lambda t: status.update(t),
+                allow_revision=allow_revision,
             )
-        except AuditFailed as e:
+        except (AuditFailed, RevisedMonths) as e:
             err.print(f"[red]✗[/] {e}")
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started

@@ -39,6 +39,7 @@ from dataflow.aggregation.suppression import FLAG, Primary, Reason, apply_suppre
 __all__ = [
     "AuditFailed",
     "ReleaseSummary",
+    "RevisedMonths",
     "build_release",
     "newest_release",
     "read_manifest",
@@ -48,6 +49,19 @@ MANIFEST = "manifest.json"
 PARAMETERS = "internal/parameters.json"
 FORMAT = 2
 _DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "datasets"
+
+
+class RevisedMonths(RuntimeError):
+    """The store changed months an earlier release already published."""
+
+    def __init__(self, months: list[str], previous: Path) -> None:
+        super().__init__(
+            f"months {', '.join(months)} differ from release {previous.name}, which published "
+            "them; differencing the two releases would expose the revision (few taxpayers). "
+            "Publish revisions only after review: pass allow_revision (--allow-revision)."
+        )
+        self.months = months
+        self.previous = previous
 
 
 class AuditFailed(RuntimeError):
@@ -102,6 +116,20 @@ def _previous_pattern(releases_dir: Path, system: CellSystem) -> npt.NDArray[np.
     return np.array([k in keys for k in system.keys], np.bool_)
 
 
+def _refuse_revisions(releases_dir: Path, watermark: dict[str, object]) -> None:
+    """A month already published may only change with the operator's explicit consent."""
+    prev = newest_release(releases_dir)
+    if prev is None:
+        return
+    source = read_manifest(prev).get("source", {})
+    old = source.get("watermark", {}).get("months", {}) if isinstance(source, dict) else {}
+    new = watermark["months"]
+    assert isinstance(new, dict)
+    revised = sorted(m for m in old if m in new and old[m] != new[m])
+    if revised:
+        raise RevisedMonths(revised, prev)
+
+
 def _write(path: Path, table: pa.Table) -> None:
     pq.write_table(table, path, compression="zstd")
 
@@ -115,6 +143,7 @@ def build_release(
     progress: Callable[[str], None] | None = None,
     datasets_dir: Path | None = None,
     secondary: bool = True,
+    allow_revision: bool = False,
 ) -> ReleaseSummary:
     """Build every table, protect, audit, then publish by rename (``AuditFailed`` otherwise).
 
@@ -132,6 +161,9 @@ def build_release(
     (staging / "internal").mkdir()
     con = duckdb.connect()
     register_references(con, datasets_dir or _DEFAULT_DATASETS)
+    watermark = _watermark(store, con)
+    if not allow_revision:
+        _refuse_revisions(releases_dir, watermark)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     built_tables: list[tuple[TableSpec, pa.Table, Primary]] = []
@@ -214,7 +246,7 @@ def build_release(
         "version": version,
         "built_at": built.isoformat(),
         "builder": f"dataflow {__version__}",
-        "source": {"store": str(store.root), "watermark": _watermark(store, con)},
+        "source": {"store": str(store.root), "watermark": watermark},
         "rules": {
             "primary": sorted({r for s in specs for r in rule_names(s.rules)}),
             "secondary": ["lp-hypercube-box"] if secondary else [],
