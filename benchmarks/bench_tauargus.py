@@ -117,6 +117,8 @@ def main() -> None:
                 "seconds": round(seconds, 3),
                 "our_audit_passed": report.passed,
                 "our_audit_failures": len(report.failures),
+                # of which: sensitive by our rules but published by this pattern
+                "our_sensitive_published": int((system.sensitive & ~pattern).sum()),
             }
 
         result: dict[str, object] = {
