@@ -150,7 +150,9 @@ def run_demo(base_settings: Settings) -> None:
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    table_id = next(iter(release.tables))
+    # the demo partner filters by municipality, month and CNAE division: that table's levels
+    demo_table = "sales_municipality_cnae_division_month"
+    table_id = demo_table if demo_table in release.tables else next(iter(release.tables))
     t0 = time.perf_counter()
     stats = _play_partner(f"http://127.0.0.1:{port}", key, table_id, random.Random(7))
     took = time.perf_counter() - t0

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from dataflow.aggregation.release import ReleaseSummary, read_manifest
 from dataflow.aggregation.suppression import FLAG_SUPPRESSED
+from dataflow.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
 
 TABLE = "sales_municipality_cnae_division_month"
 
@@ -75,3 +81,104 @@ def test_margins_add_up(frames: tuple[pl.DataFrame, pl.DataFrame], fact_store) -
         "WHERE issuer_uf = 'MG'"
     ).fetchone()[0]  # type: ignore[index]
     assert Decimal(grand) == total
+
+
+def test_no_sensitive_cell_is_published_in_any_table(release: ReleaseSummary) -> None:
+    manifest = read_manifest(release.path)
+    for entry in manifest["tables"]:  # type: ignore[union-attr]
+        public = pl.read_parquet(release.path / entry["file"])
+        internal = pl.read_parquet(release.path / "internal" / f"{entry['id']}.parquet")
+        assert public.height == internal.height
+        sensitive = internal["reason"].str.starts_with("primary")
+        hidden = public["flag"] == FLAG_SUPPRESSED
+        assert (hidden | ~sensitive).all(), entry["id"]
+        for m in entry["measures"]:
+            assert public.filter(hidden)[m].is_null().all()  # counts share the value's fate
+        assert (internal.filter(hidden)["reason"] != "").all()  # every X has an internal reason
+
+
+def test_parameters_are_confidential(release: ReleaseSummary) -> None:
+    text = (release.path / "manifest.json").read_text()
+    for secret in ("min_taxpayers", "p_percent", "dominance_k", "threshold_protection"):
+        assert secret not in text
+    manifest = read_manifest(release.path)
+    assert manifest["parameters"]["file"] == "internal/parameters.json"  # type: ignore[index]
+    params = json.loads((release.path / "internal" / "parameters.json").read_text())
+    assert params["tables"][TABLE]["min_taxpayers"] == 3
+    assert params["audit"]["passed"] is True
+    entry = next(t for t in manifest["tables"] if t["id"] == TABLE)  # type: ignore[union-attr]
+    assert "p-percent" in entry["rules"]
+
+
+def test_standard_catalogue_passes_the_audit_and_cli(release: ReleaseSummary) -> None:
+    ids = {t["id"] for t in read_manifest(release.path)["tables"]}  # type: ignore[union-attr]
+    assert len(ids) >= 6
+    result = CliRunner().invoke(app, ["release", "audit", str(release.path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["hashes_ok"] and report["failures"] == 0
+    assert {t["id"] for t in report["tables"]} == ids
+
+
+def test_cli_audit_fails_on_a_tampered_release(
+    linked_release: ReleaseSummary, tmp_path: Path
+) -> None:
+    copy = tmp_path / "tampered"
+    shutil.copytree(linked_release.path, copy)
+    linked = "sales_model_cnae_division_month"
+    path = copy / "tables" / f"{linked}.parquet"
+    public = pl.read_parquet(path)
+    internal = pl.read_parquet(copy / "internal" / f"{linked}.parquet")
+    i = int(internal["reason"].str.starts_with("primary").arg_true()[0])
+    public = public.with_columns(  # publish one sensitive cell: value shown, flag cleared
+        pl.when(pl.int_range(pl.len()) == i)
+        .then(internal["value"])
+        .otherwise(pl.col("item_value"))
+        .alias("item_value"),
+        pl.when(pl.int_range(pl.len()) == i)
+        .then(pl.lit(""))
+        .otherwise(pl.col("flag"))
+        .alias("flag"),
+    )
+    public.write_parquet(path)
+    result = CliRunner().invoke(app, ["release", "audit", str(copy)])
+    assert result.exit_code == 1, (result.output, result.exception)
+    report = json.loads(result.stdout)
+    assert not report["passed"] and not report["hashes_ok"] and report["failures"] >= 1
+
+
+def test_rebuilding_the_same_data_gives_the_same_pattern(
+    release: ReleaseSummary,
+    fact_store,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from dataflow.aggregation.release import build_release
+    from dataflow.aggregation.specs import load_specs
+
+    small = "sales_model_cnae_division_month"
+    specs = [s for s in load_specs(REPO / "tables") if s.id == small]
+    again = build_release(fact_store, specs, tmp_path)
+    second = pl.read_parquet(again.path / "tables" / f"{small}.parquet")
+    third = build_release(fact_store, specs, tmp_path / "again")
+    assert (pl.read_parquet(third.path / "tables" / f"{small}.parquet")).equals(second)
+
+
+def test_a_revised_month_is_not_published_silently(
+    fact_store,
+    reference,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from dataflow.aggregation.factstore import FactStore
+    from dataflow.aggregation.generator import generate, parse_months
+    from dataflow.aggregation.release import RevisedMonths, build_release
+    from dataflow.aggregation.specs import load_specs
+
+    specs = [s for s in load_specs(REPO / "tables") if s.id == "sales_model_cnae_division_month"]
+    releases = tmp_path / "releases"
+    build_release(fact_store, specs, releases)
+    revised = FactStore(tmp_path / "revised")
+    generate(revised, reference, items=20_000, seed=99, months=parse_months("2026-01:2026-02"))
+    with pytest.raises(RevisedMonths) as caught:
+        build_release(revised, specs, releases)
+    assert caught.value.months == ["2026-01", "2026-02"]
+    assert build_release(revised, specs, releases, allow_revision=True).path.is_dir()

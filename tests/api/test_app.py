@@ -47,8 +47,7 @@ async def test_malformed_filter_is_400_problem(env: Env, params: dict[str, str])
 async def test_catalog_is_not_billed(env: Env) -> None:
     r = await env.client.get("/v1/tables", headers=env.auth())
     assert r.status_code == 200
-    table = r.json()["tables"][0]
-    assert table["id"] == TABLE
+    assert TABLE in [t["id"] for t in r.json()["tables"]]
     assert "min_taxpayers" not in r.text  # parameters are confidential
     r = await env.client.get(f"/v1/tables/{TABLE}", headers=env.auth())
     assert r.json()["measures"] == ["item_value", "invoice_count"]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.progress import (
     BarColumn,
@@ -20,7 +21,8 @@ from rich.progress import (
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.generator import default_workers, generate, parse_months
 from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.release import build_release
+from dataflow.aggregation.release import AuditFailed, RevisedMonths, build_release
+from dataflow.aggregation.release_audit import audit_release
 from dataflow.aggregation.specs import load_specs
 from dataflow.console import err, print_json
 from dataflow.settings import Settings
@@ -116,23 +118,46 @@ def release_build(
         Path | None, typer.Option(help="Releases directory (default: DATA_DIR/releases).")
     ] = None,
     tables: Annotated[Path | None, typer.Option(help="Directory of table specs (*.toml).")] = None,
+    allow_revision: Annotated[
+        bool, typer.Option(help="Publish months that changed since the previous release.")
+    ] = False,
 ) -> None:
-    """Build an immutable, versioned release of every table spec."""
+    """Build, protect and audit an immutable, versioned release of every table spec.
+
+    A release whose audit fails is not published (exit 1; the staging directory is kept).
+    """
     settings: Settings = ctx.obj
     specs = load_specs(tables or settings.tables_dir)
     started = time.perf_counter()
     with err.status("building release…") as status:
-        summary = build_release(
-            FactStore(store or settings.store_dir),
-            specs,
-            out or settings.releases_dir,
-            progress=lambda t: status.update(f"building {t}"),
-        )
+        try:
+            summary = build_release(
+                FactStore(store or settings.store_dir),
+                specs,
+                out or settings.releases_dir,
+                datasets_dir=settings.datasets_dir,
+                progress=lambda t: status.update(t),
+                allow_revision=allow_revision,
+            )
+        except (AuditFailed, RevisedMonths) as e:
+            err.print(f"[red]✗[/] {e}")
+            raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
     for table_id, c in summary.tables.items():
-        err.print(f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed")
-    err.print(f"[green]✓[/] release {summary.version} in {elapsed:.1f}s → {summary.path}")
-    print_json({"version": summary.version, "path": str(summary.path), "tables": summary.tables})
+        err.print(
+            f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed "
+            f"({c['primary']:,} primary)"
+        )
+    err.print(f"[green]✓[/] release {summary.version} (audit passed) in {elapsed:.1f}s")
+    err.print(f"  → {summary.path}")
+    print_json(
+        {
+            "version": summary.version,
+            "path": str(summary.path),
+            "tables": summary.tables,
+            "seconds": {k: round(v, 2) for k, v in summary.timings.items()},
+        }
+    )
 
 
 @data_app.command("generate-xml")
@@ -240,3 +265,35 @@ def data_ingest(
             "files_per_s": round(summary.files / elapsed, 1) if elapsed else None,
         }
     )
+
+
+@release_app.command("audit")
+def release_audit(
+    ctx: typer.Context,
+    release: Annotated[Path, typer.Argument(help="Release directory (holds manifest.json).")],
+    exact: Annotated[
+        bool, typer.Option(help="Exact min and max for every suppressed cell (more LPs).")
+    ] = False,
+    per_table: Annotated[
+        bool, typer.Option(help="Also audit each table alone and report its time.")
+    ] = False,
+) -> None:
+    """Re-run the disclosure audit on a release from its own files; exit 1 on any failure."""
+    settings: Settings = ctx.obj
+    try:
+        with err.status("auditing…"):
+            report = audit_release(
+                release, datasets_dir=settings.datasets_dir, exact=exact, per_table=per_table
+            )
+    except (OSError, ValueError, KeyError) as e:
+        err.print(f"[red]✗[/] cannot audit {release}: {e}")
+        raise typer.Exit(2) from None
+    for t in report.tables:
+        mark = "[green]✓[/]" if t.failures == 0 else "[red]✗[/]"
+        alone = f", {t.seconds:.2f}s alone" if t.seconds is not None else ""
+        err.print(f"  {mark} {t.id}: {t.suppressed:,} suppressed, {t.failures} failing{alone}")
+    print_json(msgspec.to_builtins(report))
+    if not report.passed:
+        err.print(f"[red]✗[/] audit failed: {report.failures} sensitive cell(s) under-protected")
+        raise typer.Exit(1)
+    err.print(f"[green]✓[/] audit passed ({report.lps:,} LPs, {report.seconds:.1f}s)")

@@ -1,4 +1,9 @@
-"""Cells of a table spec, with every margin, computed by DuckDB from the fact store."""
+"""Cells of a table spec, with every margin, computed by DuckDB from the fact store.
+
+Contributions are grouped by taxpayer (CNPJ root) first — branches of one company in one cell are
+one contributor (the SDC handbook's *holdings* rule) — then each cell gets its distinct-taxpayer
+count and its largest taxpayer contributions, which the p%- and dominance rules need.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,20 @@ import duckdb
 import pyarrow as pa
 
 from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.levels import MEASURE_SQL, TOTAL, level_sql
+from dataflow.aggregation.levels import (
+    LEVEL_SQL,
+    MEASURE_SQL,
+    TOTAL,
+    JoinedLevel,
+    level_sql,
+)
 from dataflow.aggregation.schema import FACT_SCHEMA
-from dataflow.aggregation.specs import TableSpec
+from dataflow.aggregation.specs import MAGNITUDE, TableSpec
 
-__all__ = ["TAXPAYERS", "build_cells", "cube_sql"]
+__all__ = ["TAXPAYERS", "TOP", "build_cells", "cube_sql", "fact_source", "plain_cube_sql"]
 
 TAXPAYERS = "n_taxpayers"  # internal: distinct CNPJ roots per cell, never published
+TOP = "top"  # internal: largest taxpayer contributions to the magnitude measure, descending
 
 
 def _grouping_sets(spec: TableSpec) -> list[list[str]]:
@@ -27,37 +39,105 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _expr(level: str) -> str:
+    d = level_sql(level)
+    if isinstance(d, JoinedLevel):
+        return f"coalesce(j_{level}.{d.column}, '?')"
+    return d
+
+
+def _joins(spec: TableSpec) -> str:
+    used = set(spec.levels) | {k for k in spec.filters if k in LEVEL_SQL}
+    out = []
+    for lv in sorted(used):
+        d = level_sql(lv)
+        if isinstance(d, JoinedLevel):
+            out.append(f"LEFT JOIN {d.table} AS j_{lv} ON j_{lv}.{d.ref_key} = {d.key_sql}")
+    return " ".join(out)
+
+
 def _where(spec: TableSpec) -> str:
     clauses = []
-    for column, value in sorted(spec.filters.items()):
-        if column not in FACT_SCHEMA.names:
-            raise ValueError(f"table {spec.id}: filter on unknown fact column {column!r}")
+    for key, value in sorted(spec.filters.items()):
         values = [value] if isinstance(value, str) else value
+        column = _expr(key) if key in LEVEL_SQL else key
+        if key not in LEVEL_SQL and key not in FACT_SCHEMA.names:
+            raise ValueError(f"table {spec.id}: filter on unknown column {key!r}")
         clauses.append(f"{column} IN ({', '.join(_quote(v) for v in values)})")
     return " AND ".join(clauses) or "TRUE"
 
 
-def cube_sql(spec: TableSpec, source: str) -> str:
-    """SQL with explicit GROUPING SETS; margins carry ``_T`` in the grouped-out levels."""
-    derived = ", ".join(f"{level_sql(lv)} AS {lv}" for lv in spec.levels)
-    select_levels = ", ".join(
+def _sets_sql(spec: TableSpec, extra: str = "") -> str:
+    return ", ".join(
+        "(" + ", ".join([*s, extra] if extra else s) + ")" for s in _grouping_sets(spec)
+    )
+
+
+def _margins(spec: TableSpec) -> str:
+    return ", ".join(
         f"CASE WHEN GROUPING({lv}) = 1 THEN '{TOTAL}' ELSE {lv} END AS {lv}" for lv in spec.levels
     )
-    measures = ", ".join(f"{MEASURE_SQL[m]} AS {m}" for m in spec.measures)
-    sets = ", ".join("(" + ", ".join(s) + ")" for s in _grouping_sets(spec))
-    order = ", ".join(spec.levels)
+
+
+def _facts(spec: TableSpec, source: str) -> str:
+    derived = ", ".join(f"{_expr(lv)} AS {lv}" for lv in spec.levels)
+    return (
+        f"SELECT {derived}, item_value, access_key, issuer_root "
+        f"FROM {source} {_joins(spec)} WHERE {_where(spec)}"
+    )
+
+
+def top_n(spec: TableSpec) -> int:
+    return max(2, spec.rules.dominance_n or 0)
+
+
+def cube_sql(spec: TableSpec, source: str) -> str:
+    """Cells and margins (``_T``) with per-taxpayer statistics, in a deterministic order.
+
+    Every measure is additive over taxpayers (an invoice has one issuer), so a cell's figures are
+    sums of its taxpayers' figures, and ties in the top contributions do not matter (values only).
+    """
+    per_taxpayer = {
+        "item_value": "sum(item_value)",
+        "invoice_count": "count(DISTINCT access_key)",
+        "issuer_count": "1",
+    }
+    inner = ", ".join(f"{per_taxpayer[m]} AS {m}" for m in spec.measures if m != "issuer_count")
+    outer = ", ".join(
+        f"count(*) AS {m}" if m == "issuer_count" else f"sum({m})::{_type(m)} AS {m}"
+        for m in spec.measures
+    )
+    levels = ", ".join(spec.levels)
     return f"""
-        WITH f AS (
-            SELECT {derived}, item_value, access_key, issuer_root
-            FROM {source} WHERE {_where(spec)}
+        WITH f AS ({_facts(spec, source)}),
+        t AS (
+            SELECT {_margins(spec)}, issuer_root, {inner}
+            FROM f GROUP BY GROUPING SETS ({_sets_sql(spec, "issuer_root")})
         )
-        SELECT {select_levels}, {measures}, count(DISTINCT issuer_root) AS {TAXPAYERS}
-        FROM f
-        GROUP BY GROUPING SETS ({sets})
-        ORDER BY {order}
+        SELECT {levels}, {outer}, count(*) AS {TAXPAYERS},
+               max({MAGNITUDE}::DOUBLE, {top_n(spec)}) AS {TOP}
+        FROM t GROUP BY {levels} ORDER BY {levels}
     """
 
 
+def _type(measure: str) -> str:
+    return "DECIMAL(38, 2)" if measure == "item_value" else "BIGINT"
+
+
+def plain_cube_sql(spec: TableSpec, source: str) -> str:
+    """The same unprotected cells by a plain GROUPING SETS query: the benchmark's baseline."""
+    measures = ", ".join(f"{MEASURE_SQL[m]} AS {m}" for m in spec.measures)
+    return f"""
+        WITH f AS ({_facts(spec, source)})
+        SELECT {_margins(spec)}, {measures}
+        FROM f GROUP BY GROUPING SETS ({_sets_sql(spec)})
+    """
+
+
+def fact_source(store: FactStore) -> str:
+    return f"read_parquet('{store.facts_glob()}', hive_partitioning = false)"
+
+
 def build_cells(store: FactStore, spec: TableSpec, con: duckdb.DuckDBPyConnection) -> pa.Table:
-    source = f"read_parquet('{store.facts_glob()}', hive_partitioning = false)"
-    return con.sql(cube_sql(spec, source)).to_arrow_table()
+    """``con`` must have the reference tables registered (``levels.register_references``)."""
+    return con.sql(cube_sql(spec, fact_source(store))).to_arrow_table()

@@ -1,0 +1,293 @@
+"""Secondary suppression: hide enough further cells that no sensitive cell can be recovered.
+
+For each sensitive cell ``s`` (largest protection first, then by identity: deterministic) and each
+direction, a small LP looks for a *perturbation* ``y`` of the table that keeps every relation of
+every linked table (``A·y = 0``), keeps cells non-negative (``x + y ≥ 0``) and moves ``s`` by its
+protection level, at least cost ``Σ w_c·|y_c|``. Every cell the perturbation touches is then
+suppressed: ``x + y`` is a table consistent with everything still published, so no attacker can
+exclude it — ``s`` is protected by construction. Already-suppressed cells cost (almost) nothing,
+and cells suppressed in the previous release cost less, which keeps patterns stable over time.
+
+The LP runs on a *box* around ``s`` — per hierarchy, the cell's own code, its ancestors, a few
+siblings and a few descendants (the hypercube method's search space) — in every table that holds
+``s``; if the box cannot protect ``s``, it widens, up to the whole release. The independent LP
+audit (``audit.py``) then checks the result, and any cell it flags goes round again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import scipy.sparse as sp
+
+from dataflow.aggregation.audit import AuditResult, audit
+from dataflow.aggregation.levels import TOTAL
+from dataflow.aggregation.linked import CellSystem
+from dataflow.aggregation.lp import LpModel
+from dataflow.aggregation.specs import TableSpec
+
+__all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "protect"]
+
+_SUPPRESSED_COST = 1e-4
+_MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
+
+
+class ProtectionError(RuntimeError):
+    """A sensitive cell could not be protected even by suppressing the whole release."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"cannot protect cell {key}")
+        self.key = key
+
+
+@dataclass(slots=True)
+class TableIndex:
+    """Coordinates of one table's rows, to build boxes in its hierarchies."""
+
+    spec: TableSpec
+    tuples: list[tuple[str, ...]]
+    index: dict[tuple[str, ...], int]
+    gids: npt.NDArray[np.int64]
+    spans: list[tuple[int, int]]  # per hierarchy: slice of the level tuple
+    children: list[dict[tuple[str, ...], list[tuple[str, ...]]]]  # per hierarchy: node → kids
+
+    @classmethod
+    def build(cls, spec: TableSpec, cells: pa.Table, gids: npt.NDArray[np.int64]) -> TableIndex:
+        cols = [cells[lv].to_pylist() for lv in spec.levels]
+        tuples = list(zip(*cols, strict=True))
+        spans, start = [], 0
+        for h in spec.hierarchies:
+            spans.append((start, start + len(h.levels)))
+            start += len(h.levels)
+        children: list[dict[tuple[str, ...], list[tuple[str, ...]]]] = []
+        for a, b in spans:
+            nodes = {t[a:b] for t in tuples}
+            kids: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+            for node in sorted(nodes):
+                p = _parent(node)
+                if p is not None:
+                    kids.setdefault(p, []).append(node)
+            children.append(kids)
+        return cls(spec, tuples, {t: i for i, t in enumerate(tuples)}, gids, spans, children)
+
+
+def _parent(node: tuple[str, ...]) -> tuple[str, ...] | None:
+    depth = sum(1 for c in node if c != TOTAL)
+    if depth == 0:
+        return None
+    return (*node[: depth - 1], *([TOTAL] * (len(node) - depth + 1)))
+
+
+def cell_costs(
+    value: npt.NDArray[np.float64], previous: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.float64]:
+    """Information-loss weight: one per cell plus the log of its value (few cells, small ones);
+    half price for a cell suppressed in the previous release (stable patterns)."""
+    w = 1.0 + np.log1p(np.maximum(value, 0.0))
+    if previous is not None:
+        w = np.where(previous, 0.5 * w, w)
+    return w
+
+
+@dataclass(frozen=True, slots=True)
+class SecondaryResult:
+    suppressed: npt.NDArray[np.bool_]
+    audit: AuditResult
+    lps: int
+    rounds: int
+
+
+class _Boxes:
+    def __init__(self, system: CellSystem, tables: Sequence[TableIndex]) -> None:
+        self.system = system
+        self.tables = tables
+        self.where: dict[int, list[tuple[int, int]]] = {}
+        for ti, t in enumerate(tables):
+            for row, g in enumerate(t.gids.tolist()):
+                self.where.setdefault(g, []).append((ti, row))
+
+    def box(self, g: int, k: int, rank: Callable[[int], tuple[float, ...]]) -> set[int]:
+        out: set[int] = set()
+        for ti, row in self.where.get(g, []):
+            out |= self._table_box(self.tables[ti], row, k, rank)
+        return out
+
+    def _table_box(
+        self, t: TableIndex, row: int, k: int, rank: Callable[[int], tuple[float, ...]]
+    ) -> set[int]:
+        s = t.tuples[row]
+        dims: list[list[tuple[str, ...]]] = []
+        for j, (a, b) in enumerate(t.spans):
+            node = s[a:b]
+
+            def cell_rank(n: tuple[str, ...], a: int = a, b: int = b) -> tuple[float, ...]:
+                r = t.index.get((*s[:a], *n, *s[b:]))
+                return rank(int(t.gids[r])) if r is not None else (math.inf,)
+
+            chosen = [node]
+            up = _parent(node)
+            while up is not None:
+                chosen.append(up)
+                parent_kids = t.children[j].get(up, [])
+                if up == _parent(node):
+                    sibs = sorted((n for n in parent_kids if n != node), key=cell_rank)
+                    chosen.extend(sibs[:k])
+                up = _parent(up)
+            frontier = [n for n in chosen if n == node or _parent(n) == _parent(node)]
+            while frontier:
+                nxt = []
+                for n in frontier:
+                    kids = sorted(t.children[j].get(n, []), key=cell_rank)[: max(2, k // 2)]
+                    nxt.extend(kids)
+                chosen.extend(nxt)
+                frontier = nxt
+            dims.append(list(dict.fromkeys(chosen)))
+        out = set()
+        for combo in _product(dims):
+            r = t.index.get(combo)
+            if r is not None:
+                out.add(int(t.gids[r]))
+        return out
+
+
+def _product(dims: list[list[tuple[str, ...]]]) -> list[tuple[str, ...]]:
+    acc: list[tuple[str, ...]] = [()]
+    for d in dims:
+        acc = [(*a, *n) for a in acc for n in d]
+    return acc
+
+
+def _solve(
+    system: CellSystem,
+    cells: npt.NDArray[np.int64],
+    s: int,
+    amount: float,
+    weights: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``."""
+    n = len(cells)
+    pos = {int(g): i for i, g in enumerate(cells)}
+    rels: set[int] = set()
+    cr = system.cell_relations()
+    for g in cells.tolist():
+        rels.update(cr[g])
+    rows, cols, data = [], [], []
+    r = 0
+    for ri in sorted(rels):
+        members = system.relations[ri]
+        coef: dict[int, float] = {}
+        for m_i, g in enumerate(members.tolist()):
+            p = pos.get(g)
+            if p is not None:
+                coef[p] = coef.get(p, 0.0) + (1.0 if m_i == 0 else -1.0)
+        coef = {c: v for c, v in coef.items() if v != 0.0}
+        if not coef:
+            continue
+        for c, v in coef.items():
+            rows += [r, r]
+            cols += [c, n + c]
+            data += [v, -v]
+        r += 1
+    scale = abs(amount)
+    x = system.value[cells] / scale
+    si = pos[s]
+    cost = np.concatenate([weights, weights])
+    cost[si] = cost[n + si] = 0.0
+    upper = np.concatenate([np.full(n, np.inf), x])
+    lower = np.zeros(2 * n)
+    if amount > 0:
+        lower[si] = upper[si] = _MARGIN
+        upper[n + si] = 0.0
+    else:
+        lower[n + si] = upper[n + si] = min(_MARGIN, x[si])
+        upper[si] = 0.0
+    a_eq = sp.csr_matrix((data, (rows, cols)), shape=(r, 2 * n))
+    status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
+    if status != "optimal" or sol is None:
+        return None
+    y = sol[:n] - sol[n:]
+    keep = np.abs(y) > 1e-7
+    return cells[keep], y[keep] * scale
+
+
+def protect(
+    system: CellSystem,
+    tables: Sequence[TableIndex],
+    *,
+    previous: npt.NDArray[np.bool_] | None = None,
+    box: int = 4,
+    max_rounds: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> SecondaryResult:
+    """Primary + secondary pattern that passes the audit (or raise ``ProtectionError``)."""
+    suppressed = system.sensitive.copy()
+    base = cell_costs(system.value, previous)
+    boxes = _Boxes(system, tables)
+    lps = 0
+    x = system.value
+    need_up = system.protection * _MARGIN
+    need_down = np.minimum(system.protection, x) * _MARGIN
+    done_up = np.zeros(system.size, np.bool_)
+    done_down = np.zeros(system.size, np.bool_)
+
+    def credit(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
+        """Every cell a found perturbation moves far enough is protected too (both signs:
+        ``α·y`` and ``-β·y`` are perturbations as long as values stay non-negative)."""
+        xc = x[cells]
+        neg, pos = y < 0, y > 0
+        alpha = float(np.min(xc[neg] / -y[neg])) if neg.any() else np.inf
+        beta = float(np.min(xc[pos] / y[pos])) if pos.any() else np.inf
+        for scale, sign in ((alpha, 1.0), (beta, -1.0)):
+            move = min(scale, 1e12) * sign * y
+            done_up[cells[move >= need_up[cells]]] = True
+            done_down[cells[-move >= need_down[cells]]] = True
+
+    def protect_cell(g: int, widen: int) -> None:
+        nonlocal lps
+        weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
+
+        def rank(c: int) -> tuple[float, ...]:
+            # free cells first, then those big enough to absorb the move, then the cheapest
+            return (0.0 if suppressed[c] else 1.0, float(system.value[c] < need), base[c])
+
+        need = float(system.protection[g])
+        for amount, done in ((need, done_up), (-min(need, float(x[g])), done_down)):
+            if amount == 0.0 or (done[g] and widen == 0):
+                continue
+            found = None
+            for attempt in range(widen, 3):
+                if attempt == 2:
+                    cells = np.arange(system.size, dtype=np.int64)
+                else:
+                    cells = np.array(sorted(boxes.box(g, box * (1 + 2 * attempt), rank)))
+                found = _solve(system, cells, g, amount, weights_all[cells])
+                lps += 1
+                if found is not None:
+                    break
+            if found is None:
+                raise ProtectionError(system.keys[g])
+            suppressed[found[0]] = True
+            weights_all[found[0]] = _SUPPRESSED_COST
+            credit(*found)
+
+    order = sorted(
+        np.flatnonzero(system.sensitive & (system.protection > 0)).tolist(),
+        key=lambda g: (-system.protection[g], system.keys[g]),
+    )
+    for i, g in enumerate(order):
+        if progress and i % 200 == 0:
+            progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
+        protect_cell(g, 0)
+    rounds = 1
+    result = audit(system, suppressed, all_cells=True, exact=False)
+    while not result.passed and rounds < max_rounds:
+        for g in result.failures.tolist():
+            protect_cell(g, min(2, rounds))
+        rounds += 1
+        result = audit(system, suppressed, all_cells=True, exact=False)
+    return SecondaryResult(suppressed=suppressed, audit=result, lps=lps, rounds=rounds)
