@@ -58,6 +58,12 @@ def test_api_conforms_to_its_openapi_document(fuzzed_app: tuple[Litestar, str]) 
             # Admin routes are called with a partner key: refusal (401) is the right answer, so
             # acceptance of schema-valid input is not expected there; the other checks still run.
             opaque = opaque or case.operation.path.startswith("/admin/")
+            # On the generic {table_id} path, `columns`/`sort` list every table's columns, so a
+            # schema-valid pick may not exist in the chosen table (the per-table paths are exact).
+            generic = case.operation.path == "/v1/tables/{table_id}/rows"
+            opaque = opaque or (
+                generic and bool(case.query) and bool({"columns", "sort"} & set(case.query))
+            )
             case.call_and_validate(
                 headers={"Authorization": f"Bearer {key}"},
                 excluded_checks=[positive_data_acceptance] if opaque else None,
