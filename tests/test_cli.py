@@ -73,3 +73,19 @@ def test_generate_and_build(tmp_path: Path) -> None:
     assert code == 0
     summary = json.loads(out)
     assert (Path(summary["path"]) / "manifest.json").is_file()
+
+
+def test_partner_create_flags_franchise_under_the_floor(tmp_path: Path) -> None:
+    contract = tmp_path / "low.toml"
+    contract.write_text(
+        'kind = "continuous"\nstart = 2026-01-01\nunit_price_ufemg = "0.01"\n'
+        'franchise_accesses = 100000\nsupport_ufemg = "300"\n'
+    )
+    result = CliRunner().invoke(
+        app,
+        ["partner", "create", "Low", "--plan", "continuous", "--contract", str(contract)],
+        env={"DATAFLOW_DATA_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 0, result.output
+    assert "under the 3000 UFEMG monthly minimum" in result.stderr
+    assert result.stdout.strip().splitlines()[-1].isdigit()  # created all the same

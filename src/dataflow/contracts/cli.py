@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
+from dataflow.billing.models import ContractTerms
 from dataflow.contracts.errors import ContractsError
 from dataflow.contracts.lifecycle import EndReason, Event
 from dataflow.contracts.models import ContractKind, Plan, Role
@@ -97,6 +98,9 @@ def partner_create(
         partner = _service(ctx).create_partner(
             name, plan, monthly_cap=cap, contract_toml=toml, cnpj=cnpj, actor=_actor()
         )
+    if toml is not None:  # flagged at creation, never blocking (e.g. franchise under the floor)
+        for warning in ContractTerms.from_toml(toml, source=str(contract)).warnings():
+            typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"partner {partner.name!r} ({partner.plan}) created with id:", err=True)
     typer.echo(str(partner.id))
 
