@@ -23,7 +23,7 @@ from dataflow.metering.embedded import EmbeddedMeter
 from dataflow.metering.models import EntryKind
 from dataflow.metering.redis_meter import RedisMeter
 from tests.conftest import make_settings
-from tests.e2e.test_server import _free_port
+from tests.e2e.conftest import free_port
 
 TABLE = "sales_municipality_cnae_division_month"
 
@@ -102,7 +102,7 @@ async def _app_client(
 async def test_meter_unreachable_is_503_and_nothing_is_served(
     tmp_path: Path, release: ReleaseSummary
 ) -> None:
-    dead = RedisMeter.from_url(f"redis://127.0.0.1:{_free_port()}/0", timeout=0.5)
+    dead = RedisMeter.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     client, key = await _app_client(tmp_path, release, dead)
     async with client:
         r = await client.get(f"/v1/tables/{TABLE}/rows", headers={"Authorization": f"Bearer {key}"})

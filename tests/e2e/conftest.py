@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,11 @@ import httpx
 import pytest
 import redis
 
-from tests.e2e.test_server import _free_port
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class OwnRedis:
@@ -27,7 +32,7 @@ class OwnRedis:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -100,7 +105,7 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
 @contextmanager
 def serve(env: dict[str, str], release: Path, *, workers: int = 2) -> Iterator[tuple[str, int]]:
     """`dataflow serve` as a real process; yields (base URL, pid of the main process)."""
-    port = _free_port()
+    port = free_port()
     log = (Path(env["DATAFLOW_DATA_DIR"]) / f"serve-{port}.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -120,7 +125,7 @@ def serve(env: dict[str, str], release: Path, *, workers: int = 2) -> Iterator[t
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90  # a loaded CI machine starts two workers slowly
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +15,9 @@ import redis
 
 from dataflow.aggregation.release import ReleaseSummary
 from dataflow.metering.models import billing_month
+from tests.e2e.conftest import serve
 
 TABLE = "sales_municipality_cnae_division_month"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -51,43 +43,8 @@ def server(
     }
     partner = int(_cli(env, "partner", "create", "E2E Ltda", "--plan", "continuous"))
     key = _cli(env, "key", "create", str(partner))
-    port = _free_port()
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dataflow",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--release",
-            str(release.path),
-        ],
-        env=env,
-        # a file, not a pipe: the access log would fill an unread pipe and stall the workers
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
-    yield base, key, partner
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve(env, release.path) as (base, _pid):
+        yield base, key, partner
 
 
 @pytest.mark.xdist_group("e2e-server")  # one running server at a time on two cores

@@ -4,9 +4,6 @@ every worker refuses it within seconds; lifting lets requests flow again; all of
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +17,8 @@ from dataflow.aggregation.release import ReleaseSummary
 from dataflow.contracts.models import Plan
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
-from tests.e2e.test_server import TABLE, _cli, _free_port
+from tests.e2e.conftest import serve
+from tests.e2e.test_server import TABLE, _cli
 
 REFRESH_BOUND = 3.5  # KeyRing refresh (2 s) + a request in flight + a loaded machine
 
@@ -36,33 +34,8 @@ def running(
         "DATAFLOW_REDIS_PREFIX": redis_prefix,
         "DATAFLOW_DATABASE_URL": database_url,
     }
-    port = _free_port()
-    args = ["serve", "--port", str(port), "--workers", "2", "--release", str(release.path)]
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dataflow", *args],
-        env=env,
-        # a file, not a pipe: the access log would fill an unread pipe and stall the workers
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90  # a loaded CI machine starts two workers slowly
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
-    yield base, env
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve(env, release.path) as (base, _pid):
+        yield base, env
 
 
 def _pin_one_client_per_worker(base: str, key: str) -> dict[str, httpx.Client]:

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from dataflow.metering.errors import MeterUnavailable
 from dataflow.metering.models import Refusal
 from dataflow.metering.redis_meter import RedisMeter
-from tests.e2e.test_server import _free_port
+from tests.e2e.conftest import free_port
 from tests.metering.conftest import make_access
 
 
@@ -39,7 +39,7 @@ async def test_accesses_refusals_latency_and_batch_sizes(redis_url: str, redis_p
 
 async def test_unreachable_meter_counts_unavailability() -> None:
     before = _value("dataflow_meter_unavailable_total")
-    meter = RedisMeter.from_url(f"redis://127.0.0.1:{_free_port()}/0", timeout=0.3)
+    meter = RedisMeter.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.3)
     results = await asyncio.gather(
         *(meter.acquire(make_access()) for _ in range(5)), return_exceptions=True
     )
