@@ -69,6 +69,7 @@ def _tau(python: str, store: Path, method: str, work: Path) -> dict[str, object]
         capture_output=True,
         text=True,
         check=False,
+        cwd=work.parent,  # the solvers drop their log files in the working directory
     )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1:]}
