@@ -1,0 +1,86 @@
+"""Control-plane operations: transactions begin and commit here, at the command boundary.
+
+Every change writes its audit entry (who, when, what, before/after) in the same transaction, so a
+change without its entry cannot exist. The operations live in one module per concern;
+``ContractsService`` composes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dataflow.contracts.errors import PartnerNotFound
+from dataflow.contracts.models import AuditEntry, Contract, Entitlement, Sanction
+from dataflow.contracts.repository import ContractsRepository as Repo
+from dataflow.contracts.service.agreements import AgreementsOps, current_contract
+from dataflow.contracts.service.entitlements import derive_entitlement
+from dataflow.contracts.service.partners import PartnersOps
+from dataflow.contracts.service.sanctions import SanctionsOps
+from dataflow.contracts.service.staff import StaffOps
+
+__all__ = ["ContractsService", "current_contract", "derive_entitlement"]
+
+
+class ContractsService(PartnersOps, AgreementsOps, SanctionsOps, StaffOps):
+    """The control plane. ``clock`` is injectable so lifecycle rules can be tested on any date."""
+
+    # -- entitlements ---------------------------------------------------------------------------
+
+    def entitlements(self) -> dict[int, Entitlement]:
+        """Each partner's entitlement now, from its current contract and its sanctions."""
+        now = self.now()
+        with self.engine.connect() as conn:
+            everyone = Repo.partners(conn)
+            by_partner: dict[int, list[Contract]] = {}
+            for c in Repo.contracts(conn):
+                by_partner.setdefault(c.partner_id, []).append(c)
+            sanctions: dict[int, list[Sanction]] = {}
+            for s in Repo.sanctions(conn):
+                sanctions.setdefault(s.partner_id, []).append(s)
+        return {
+            p.id: derive_entitlement(
+                p, current_contract(by_partner.get(p.id, [])), sanctions.get(p.id, []), now
+            )
+            for p in everyone
+        }
+
+    def entitlement(self, partner_id: int) -> Entitlement:
+        ent = self.entitlements().get(partner_id)
+        if ent is None:
+            raise PartnerNotFound(partner_id)
+        return ent
+
+    # -- usage ledger -------------------------------------------------------------------------
+
+    def record_usage(self, partner_id: int, month: str, accesses: int) -> None:
+        with self._tx() as conn:
+            Repo.record_usage(conn, partner_id=partner_id, month=month, accesses=accesses)
+
+    def usage(self, partner_id: int, month: str) -> int:
+        with self.engine.connect() as conn:
+            return Repo.usage(conn, partner_id=partner_id, month=month)
+
+    def usage_for_month(self, month: str) -> dict[int, int]:
+        with self.engine.connect() as conn:
+            return Repo.usage_for_month(conn, month)
+
+    def usage_by_month(self, partner_id: int) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            self._partner_or_raise(conn, partner_id)
+            return Repo.usage_by_month(conn, partner_id)
+
+    # -- audit log ------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        partner_id: int | None = None,
+        entity: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[AuditEntry]:
+        with self.engine.connect() as conn:
+            return Repo.audit_entries(
+                conn, partner_id=partner_id, entity=entity, action=action, since=since, limit=limit
+            )
