@@ -26,20 +26,17 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow.aggregation.factstore import SORT_KEYS, FactStore
-from dataflow.aggregation.nfe_xml import ParsedCancellation, ParsedInvoice, parse_document
-from dataflow.aggregation.quarantine import Reason, Rejection, quarantine
-from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
+from dataflow.aggregation.ingest_worker import TaskResult, parse_files
 
 __all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir"]
 
 _PREFIX = "ingest-"
-_TASK_FILES = 64  # files per worker task: amortizes inter-process traffic
+_TASK_FILES = 256  # files per worker task: amortizes inter-process traffic and per-task checks
 
 
 def quarantine_dir(store: FactStore) -> Path:
@@ -85,55 +82,6 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return sorted(found, key=str)
 
 
-# ---------------------------------------------------------------- worker side
-
-
-@dataclass(slots=True)
-class _Parsed:
-    """What a worker returns for a run of files, in file order."""
-
-    # (kind, access key or path): "i" invoice, "c" cancellation, "r" rejected, in file order
-    order: list[tuple[str, str]] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    # Arrow tables of this task's invoices, built in the worker (cheap to ship, no per-row
-    # objects for the parent to handle); ``_doc`` numbers the invoices in file order.
-    facts: pa.Table | None = None
-    invoices: pa.Table | None = None
-
-
-def _parse_files(paths: list[str], strict: bool, qdir: str) -> _Parsed:
-    schemas = None
-    if strict:
-        from dataflow.aggregation.xsd import schema_set
-
-        schemas = schema_set()
-    out = _Parsed()
-    docs: list[ParsedInvoice] = []
-    for path in paths:
-        try:
-            with open(path, "rb") as f:  # noqa: PTH123 - the hot path: plain open is cheapest
-                data = f.read()
-        except OSError as e:
-            out.order.append(("r", path))
-            out.rejected.append((path, Reason.UNREADABLE.value))
-            # Nothing to copy: record the reason with an empty document.
-            quarantine(Path(qdir), path, b"", Rejection(Reason.UNREADABLE, f"cannot read: {e}"))
-            continue
-        doc = parse_document(data, schemas=schemas)
-        if isinstance(doc, ParsedInvoice):
-            out.order.append(("i", doc.access_key))
-            docs.append(doc)
-        elif isinstance(doc, ParsedCancellation):
-            out.order.append(("c", doc.access_key))
-        else:
-            quarantine(Path(qdir), path, data, doc)
-            out.order.append(("r", path))
-            out.rejected.append((path, doc.reason.value))
-    if docs:
-        out.facts, out.invoices = _tables(docs)
-    return out
-
-
 # ---------------------------------------------------------------- store side
 
 
@@ -154,63 +102,6 @@ def _write_parquet(path: Path, table: pa.Table, keys: Iterable[str]) -> None:
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     tmp.replace(path)
-
-
-def _cents(values: list[int]) -> pa.Array:
-    c = np.asarray(values, dtype=np.int64)
-    words = np.empty((len(c), 2), dtype=np.int64)
-    words[:, 0] = c
-    words[:, 1] = np.where(c < 0, -1, 0)  # two's-complement sign extension to 128 bits
-    return pa.Array.from_buffers(MONEY, len(c), [None, pa.py_buffer(words.tobytes())])
-
-
-def _tables(docs: list[ParsedInvoice]) -> tuple[pa.Table, pa.Table]:
-    """Facts (one row per item) and invoices (one row per invoice) of ``docs``."""
-    ts = INVOICE_SCHEMA.field("issued_at").type
-    invoices = pa.table(
-        {
-            "access_key": pa.array([d.access_key for d in docs], pa.string()),
-            "model": pa.array([d.model for d in docs], pa.int16()),
-            "issued_at": pa.array([d.issued_at_us for d in docs], pa.int64()).cast(ts),
-            "issuer_cnpj": pa.array([d.issuer_cnpj for d in docs], pa.string()),
-            "total_value": _cents([d.total_cents for d in docs]),
-            "status": pa.array(["authorized"] * len(docs), pa.string()),
-        },
-        schema=INVOICE_SCHEMA,
-    )
-    counts = np.array([len(d.value_cents) for d in docs], dtype=np.int64)
-    take = pa.array(np.repeat(np.arange(len(docs)), counts))
-    per_invoice = {
-        "access_key": invoices["access_key"],
-        "model": invoices["model"],
-        "issued_at": invoices["issued_at"],
-        "issuer_cnpj": invoices["issuer_cnpj"],
-        "issuer_root": pa.array([d.issuer_cnpj[:8] for d in docs], pa.string()),
-        "issuer_cnae": pa.array([d.issuer_cnae for d in docs], pa.string()),
-        "issuer_uf": pa.array([d.issuer_uf for d in docs], pa.string()),
-        "issuer_municipality": pa.array([d.issuer_municipality for d in docs], pa.string()),
-        "recipient_uf": pa.array([d.recipient_uf for d in docs], pa.string()),
-    }
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        name: pc.take(col, take) for name, col in per_invoice.items()
-    }
-    columns["cfop"] = pa.array([c for d in docs for c in d.cfop], pa.string())
-    columns["ncm"] = pa.array([c for d in docs for c in d.ncm], pa.string())
-    columns["quantity"] = pa.array([q for d in docs for q in d.quantity], pa.float64())
-    columns["unit"] = pa.array([u for d in docs for u in d.unit], pa.string())
-    columns["item_value"] = _cents([v for d in docs for v in d.value_cents])
-    columns["icms_value"] = _cents([v for d in docs for v in d.icms_cents])
-    facts = pa.table({f.name: columns[f.name] for f in FACT_SCHEMA}, schema=FACT_SCHEMA)
-    # Helper columns, dropped before writing: position in the task, partition of issue.
-    helpers = {
-        "_doc": pa.array(range(len(docs)), pa.int32()),
-        "_year": pa.array([d.year for d in docs], pa.int16()),
-        "_month": pa.array([d.month for d in docs], pa.int8()),
-    }
-    for name, col in helpers.items():
-        invoices = invoices.append_column(name, col)
-        facts = facts.append_column(name, pc.take(col, take))
-    return facts, invoices
 
 
 @dataclass(slots=True)
@@ -347,7 +238,7 @@ class _State:
 
 
 def _keep(
-    parsed: list[_Parsed], new: dict[str, tuple[int, int]]
+    parsed: list[TaskResult], new: dict[str, tuple[int, int]]
 ) -> tuple[pa.Table | None, pa.Table | None]:
     """The rows of the invoices that this batch loads (first copy of each new key)."""
     keep: dict[int, list[int]] = {}
@@ -404,7 +295,7 @@ def ingest(
         # forkserver: no fork of a parent that runs threads (the progress display); the server
         # imports this module once, so each worker starts warm.
         context = get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload([parse_files.__module__])
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     done = 0
     added: dict[str, int] = {}  # keys this run loaded → item count
@@ -412,24 +303,22 @@ def ingest(
         for batch in _chunks(files, batch_files):
             tasks = list(_chunks(batch, _TASK_FILES))
             if pool is not None:
-                results: Iterable[_Parsed] = pool.map(
-                    _parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
+                results: Iterable[TaskResult] = pool.map(
+                    parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
                 )
             else:
-                results = (_parse_files(t, strict, qdir) for t in tasks)
-            new: dict[str, tuple[int, int]] = {}  # key → (task, invoice position in task)
+                results = (parse_files(t, strict, qdir) for t in tasks)
+            new: dict[str, tuple[int, int]] = {}  # key → (task, file position in task)
             withdraw: set[str] = set()
             cancelled: set[str] = set()
             withdrawn: set[str] = set()
-            parsed: list[_Parsed] = []
+            parsed: list[TaskResult] = []
             for task_no, result in enumerate(results):
                 parsed.append(result)
-                position = -1
-                for kind, ref in result.order:
+                for position, (kind, ref) in enumerate(result.order):
                     if kind == "r":
                         continue
                     if kind == "i":
-                        position += 1
                         key = ref
                         if (
                             key in state.loaded
