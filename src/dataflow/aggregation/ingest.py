@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from dataflow.aggregation.factstore import SORT_KEYS, FactStore
 from dataflow.aggregation.ingest_worker import TaskResult, parse_files
 
-__all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir"]
+__all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir", "start_pool"]
 
 _PREFIX = "ingest-"
 _TASK_FILES = 256  # files per worker task: amortizes inter-process traffic and per-task checks
@@ -71,15 +71,29 @@ class IngestSummary:
         }
 
 
+def _xml_files(folder: str, found: set[str]) -> None:
+    # scandir reads entry types from the directory listing: no stat call per regular file.
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                _xml_files(e.path, found)
+            elif e.name[-4:].lower() == ".xml" and e.is_file():
+                found.add(e.path)
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Every ``*.xml`` file under the given files and directories, sorted, without repeats."""
-    found: set[Path] = set()
+    return [Path(f) for f in _discover(paths)]
+
+
+def _discover(paths: Iterable[Path]) -> list[str]:
+    found: set[str] = set()
     for p in paths:
         if p.is_dir():
-            found.update(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() == ".xml")
+            _xml_files(str(p), found)
         else:
-            found.add(p)
-    return sorted(found, key=str)
+            found.add(str(p))
+    return sorted(found)
 
 
 # ---------------------------------------------------------------- store side
@@ -248,6 +262,10 @@ def _keep(
     for task_no, positions in sorted(keep.items()):
         result = parsed[task_no]
         assert result.facts is not None and result.invoices is not None
+        if len(positions) == result.invoices.num_rows:  # the usual case: every invoice is new
+            facts.append(result.facts)
+            invoices.append(result.invoices)
+            continue
         wanted = pa.array(positions, pa.int32())
         facts.append(result.facts.filter(pc.is_in(result.facts["_doc"], wanted)))
         invoices.append(result.invoices.filter(pc.is_in(result.invoices["_doc"], wanted)))
@@ -284,82 +302,110 @@ def ingest(
     strict: bool = False,
     batch_files: int = 20_000,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> IngestSummary:
-    """Load every XML file under ``paths`` into ``store``; see the module docstring."""
-    files = [str(p) for p in discover(paths)]
+    """Load every XML file under ``paths`` into ``store``; see the module docstring.
+
+    ``executor`` runs the worker tasks in a pool the caller owns (and keeps warm across calls);
+    otherwise ``workers`` > 1 starts a pool for this run.
+    """
+    pool = executor
+    own_pool = None
+    if pool is None and workers > 1:
+        own_pool = pool = start_pool(workers)
+    try:
+        return _ingest(paths, store, pool, strict, batch_files, progress)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for ``ingest``, already starting when this returns.
+
+    forkserver: no fork of a parent that runs threads (the progress display, Arrow's pools); the
+    server imports the worker module once, so each worker starts warm. The processes boot while
+    the caller goes on (finding files, replaying the journal).
+    """
+    context = get_context("forkserver")
+    context.set_forkserver_preload([parse_files.__module__])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    for _ in range(workers):
+        pool.submit(int)  # spawns a process each; nobody waits for them
+    return pool
+
+
+def _ingest(
+    paths: Iterable[Path],
+    store: FactStore,
+    pool: Executor | None,
+    strict: bool,
+    batch_files: int,
+    progress: Callable[[int, int], None] | None,
+) -> IngestSummary:
+    files = _discover(paths)
     summary = IngestSummary(files=len(files))
     state = _State.recover(store)
     qdir = str(quarantine_dir(store))
-    pool = None
-    if workers > 1:
-        # forkserver: no fork of a parent that runs threads (the progress display); the server
-        # imports this module once, so each worker starts warm.
-        context = get_context("forkserver")
-        context.set_forkserver_preload([parse_files.__module__])
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     done = 0
     added: dict[str, int] = {}  # keys this run loaded → item count
-    try:
-        for batch in _chunks(files, batch_files):
-            tasks = list(_chunks(batch, _TASK_FILES))
-            if pool is not None:
-                results: Iterable[TaskResult] = pool.map(
-                    parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
-                )
-            else:
-                results = (parse_files(t, strict, qdir) for t in tasks)
-            new: dict[str, tuple[int, int]] = {}  # key → (task, file position in task)
-            withdraw: set[str] = set()
-            cancelled: set[str] = set()
-            withdrawn: set[str] = set()
-            parsed: list[TaskResult] = []
-            for task_no, result in enumerate(results):
-                parsed.append(result)
-                for position, (kind, ref) in enumerate(result.order):
-                    if kind == "r":
-                        continue
-                    if kind == "i":
-                        key = ref
-                        if (
-                            key in state.loaded
-                            or key in new
-                            or key in state.withdrawn
-                            or key in withdrawn
-                        ):
-                            summary.duplicates += 1
-                        elif key in state.cancelled or key in cancelled:
-                            withdrawn.add(key)  # its cancellation came first
-                            summary.cancelled += 1
-                        else:
-                            new[key] = (task_no, position)
-                        continue
-                    key = ref  # a cancellation
-                    if key in state.cancelled or key in cancelled:
-                        summary.duplicates += 1
-                        continue
-                    cancelled.add(key)
-                    if key in new:
-                        del new[key]
-                        withdrawn.add(key)
-                        summary.cancelled += 1
-                    elif key in state.loaded:
-                        withdraw.add(key)
-                        withdrawn.add(key)
-                        summary.cancelled += 1
-                for _path, reason in result.rejected:
-                    summary.quarantined += 1
-                    summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
-                done += len(result.order)
-                if progress:
-                    progress(done, len(files))
-            facts, invoices = _keep(parsed, new)
-            state.commit(facts, invoices, withdraw, cancelled, withdrawn)
-            if facts is not None and invoices is not None:
-                counts = pc.value_counts(facts["access_key"]).to_pylist()
-                added.update((c["values"], c["counts"]) for c in counts)
-    finally:
+    for batch in _chunks(files, batch_files):
+        tasks = list(_chunks(batch, _TASK_FILES))
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            results: Iterable[TaskResult] = pool.map(
+                parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
+            )
+        else:
+            results = (parse_files(t, strict, qdir) for t in tasks)
+        new: dict[str, tuple[int, int]] = {}  # key → (task, file position in task)
+        withdraw: set[str] = set()
+        cancelled: set[str] = set()
+        withdrawn: set[str] = set()
+        parsed: list[TaskResult] = []
+        for task_no, result in enumerate(results):
+            parsed.append(result)
+            for position, (kind, ref) in enumerate(result.order):
+                if kind == "r":
+                    continue
+                if kind == "i":
+                    key = ref
+                    if (
+                        key in state.loaded
+                        or key in new
+                        or key in state.withdrawn
+                        or key in withdrawn
+                    ):
+                        summary.duplicates += 1
+                    elif key in state.cancelled or key in cancelled:
+                        withdrawn.add(key)  # its cancellation came first
+                        summary.cancelled += 1
+                    else:
+                        new[key] = (task_no, position)
+                    continue
+                key = ref  # a cancellation
+                if key in state.cancelled or key in cancelled:
+                    summary.duplicates += 1
+                    continue
+                cancelled.add(key)
+                if key in new:
+                    del new[key]
+                    withdrawn.add(key)
+                    summary.cancelled += 1
+                elif key in state.loaded:
+                    withdraw.add(key)
+                    withdrawn.add(key)
+                    summary.cancelled += 1
+            for _path, reason in result.rejected:
+                summary.quarantined += 1
+                summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+            done += len(result.order)
+            if progress:
+                progress(done, len(files))
+        facts, invoices = _keep(parsed, new)
+        state.commit(facts, invoices, withdraw, cancelled, withdrawn)
+        if facts is not None and invoices is not None:
+            counts = pc.value_counts(facts["access_key"]).to_pylist()
+            added.update((c["values"], c["counts"]) for c in counts)
     # Loaded = added by this run and still there (a later cancellation may have withdrawn some).
     kept = [n for k, n in added.items() if k in state.loaded]
     summary.loaded, summary.items = len(kept), sum(kept)
