@@ -10,6 +10,7 @@ elements repeated, dropped, moved or reordered, comments slipped in).
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -195,3 +196,10 @@ def test_a_joined_check_fails_exactly_when_one_value_does(values: list[str]) -> 
         assert bool(joined(pattern).fullmatch(SEP.join(values))) == each
         bad = _bad([values], (((0,), pattern, False),))
         assert bad == {i for i, v in enumerate(values) if not pattern.fullmatch(v)}
+
+
+@given(st.from_regex(r"[0-9]{0,15}(\.[0-9]{0,3})?", fullmatch=True))
+def test_money_pattern_is_tdec_1302(value: str) -> None:
+    # The schema's TDec_1302 as the reference first wrote it (three alternatives).
+    schema = re.compile(r"0|0\.[0-9]{2}|[1-9][0-9]{0,12}(\.[0-9]{2})?")
+    assert bool(_MONEY.fullmatch(value)) == bool(schema.fullmatch(value))

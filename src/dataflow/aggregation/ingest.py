@@ -1,8 +1,9 @@
 """XML ingestion into the fact store: parallel over files, idempotent by access key, crash-safe.
 
-Files are processed in sorted path order, in batches. Worker processes parse and check documents
-(``nfe_xml``) and quarantine the rejected ones; the parent resolves duplicates and cancellations in
-path order and commits each batch:
+Files are processed in sorted path order, in batches. Worker processes (``ingest_worker``) parse
+and check documents (the bulk fast path ``nfe_batch``, the reference ``nfe_xml`` for the rest) and
+quarantine the rejected ones; the parent resolves duplicates and cancellations in path order and
+commits each batch:
 
 1. new Parquet files land under ``facts/`` and ``invoices/`` as ``ingest-<content hash>.parquet``
    (written to a temporary name, fsynced, renamed);

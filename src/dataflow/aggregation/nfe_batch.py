@@ -1,18 +1,18 @@
 """The fast path of XML ingestion: a worker task's invoices read into columns, checked in bulk.
 
 ``nfe_xml.document_from_tree`` is the reference reading: it takes any document and says precisely
-why one is rejected, at about twice the cost of the parse. Nearly every document that reaches
-ingestion is an authorized ``nfeProc`` laid out as the schema orders it, so this module reads such
-a document with a few C-level child iterations (tags checked against the schema's order, so no
-dictionary of found elements is needed), keeps its values as strings, and checks a whole task of
-documents at once: one regex run per column, access-key check digits in numpy, totals in integer
-centavos cast by Arrow.
+why one is rejected, but costs about twice the parse. Nearly every document that reaches ingestion
+is an authorized ``nfeProc``, so this module reads those with plain child iterations that keep the
+reference's semantics (the last child of a tag wins, the first ``enderEmit``, the same item walk),
+keeps their values as strings, and checks a whole task of documents at once: one regex run per
+group of columns, access-key check digits in numpy, totals in integer centavos cast by Arrow,
+dates by Arrow's ISO 8601 parser and zone database.
 
-It never rejects anything. A document it cannot read in the expected layout, or that fails any
-check, goes back to the reference reading, which accepts or rejects it with its reason. It accepts
-a document only when the reference would accept it with the same facts (the tests compare the two
-on every sample and on mutated documents), so both readings quarantine the same files for the
-same reasons.
+It never rejects anything. A document it cannot read this way (bare NFe, events, CPF issuers,
+repeated sections), or that fails any check, goes back to the reference reading, which accepts or
+rejects it with its reason. So it accepts a document only when the reference would accept it with
+the same facts (the tests compare the two on every sample and on thousands of mutated documents),
+and both quarantine the same files for the same reasons.
 """
 
 from __future__ import annotations

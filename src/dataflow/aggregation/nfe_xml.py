@@ -55,7 +55,9 @@ _INF_IN_PROC = _NFE + "/" + _N + "infNFe"
 _KEY = re.compile(r"[0-9]{6}[0-9A-Z]{12}[0-9]{26}")
 _CNPJ = re.compile(r"[0-9A-Z]{12}[0-9]{2}")
 _CPF = re.compile(r"[0-9]{11}")
-_MONEY = re.compile(r"0|0\.[0-9]{2}|[1-9][0-9]{0,12}(\.[0-9]{2})?")
+# TDec_1302: no decimals or exactly two, no leading zero (0, 0.50, 12, 12.50); written without
+# alternatives that share a prefix, which the regex engine would retry per value.
+_MONEY = re.compile(r"(?:0|[1-9][0-9]{0,12})(?:\.[0-9]{2})?")
 _QTY = re.compile(r"[0-9]{1,11}(\.[0-9]{1,4})?")
 _DATETIME = re.compile(
     r"20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9][-+][01][0-9]:00"
