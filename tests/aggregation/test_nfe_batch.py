@@ -148,8 +148,11 @@ def test_a_task_mixing_paths_loads_what_the_reference_loads(
 ) -> None:
     files: list[Path] = []
     for i, data in enumerate(generated[:20]):
+        if i % 5 == 4:  # the reference loads these; the fast path hands them back (layout)
+            data = data.replace(b"<NFe>", b"<!-- a comment --><NFe>", 1)
         files.append(tmp_path / f"g{i}.xml")
         files[-1].write_bytes(data)
+    assert [_fast(f.read_bytes()) is None for f in files[3:5]] == [False, True]
     files += sorted(nfe_samples.rglob("*.xml")) + sorted(broken.glob("*.xml"))
     result = parse_files([str(f) for f in files], False, str(tmp_path / "q"))
     docs: list[tuple[int, ParsedInvoice]] = []
