@@ -257,3 +257,31 @@ def test_strict_ingest_quarantines_broken_files_for_the_same_reasons(
     summary = ingest([broken], FactStore(tmp_path / "store"), strict=True)
     assert summary.loaded == 0
     assert summary.reasons == {p.stem: 1 for p in broken.glob("*.xml")}
+
+
+def test_workers_do_not_rerun_the_main_script(tmp_path: Path, corpus: Path) -> None:
+    # As the `dataflow` console script is: a __main__ with a file and no module spec. Each worker
+    # re-running it would re-import the whole CLI.
+    script = tmp_path / "run_ingest.py"
+    script.write_text(
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "if __name__ != '__main__':\n"
+        "    Path(os.environ['MARKERS'], str(os.getpid())).touch()\n"
+        "else:\n"
+        "    from dataflow.aggregation.factstore import FactStore\n"
+        "    from dataflow.aggregation.ingest import ingest\n"
+        "    s = ingest([Path(sys.argv[1])], FactStore(Path(sys.argv[2])), workers=2)\n"
+        "    print(s.loaded)\n"
+    )
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    out = subprocess.run(
+        [sys.executable, str(script), str(corpus / "valid"), str(tmp_path / "store")],
+        env={**os.environ, "MARKERS": str(markers)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(out.stdout) == len(_table(FactStore(tmp_path / "store"), "invoices"))
+    assert not list(markers.iterdir())

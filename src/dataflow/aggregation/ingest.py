@@ -1,8 +1,9 @@
 """XML ingestion into the fact store: parallel over files, idempotent by access key, crash-safe.
 
-Files are processed in sorted path order, in batches. Worker processes parse and check documents
-(``nfe_xml``) and quarantine the rejected ones; the parent resolves duplicates and cancellations in
-path order and commits each batch:
+Files are processed in sorted path order, in batches. Worker processes (``ingest_worker``) parse
+and check documents (the bulk fast path ``nfe_batch``, the reference ``nfe_xml`` for the rest) and
+quarantine the rejected ones; the parent resolves duplicates and cancellations in path order and
+commits each batch:
 
 1. new Parquet files land under ``facts/`` and ``invoices/`` as ``ingest-<content hash>.parquet``
    (written to a temporary name, fsynced, renamed);
@@ -20,26 +21,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from types import ModuleType
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow.aggregation.factstore import SORT_KEYS, FactStore
-from dataflow.aggregation.nfe_xml import ParsedCancellation, ParsedInvoice, parse_document
-from dataflow.aggregation.quarantine import Reason, Rejection, quarantine
-from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
+from dataflow.aggregation.ingest_worker import TaskResult, parse_files
 
-__all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir"]
+__all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir", "start_pool"]
 
 _PREFIX = "ingest-"
-_TASK_FILES = 64  # files per worker task: amortizes inter-process traffic
+_TASK_FILES = 256  # files per worker task: amortizes inter-process traffic and per-task checks
 
 
 def quarantine_dir(store: FactStore) -> Path:
@@ -74,64 +75,29 @@ class IngestSummary:
         }
 
 
+def _xml_files(folder: str, found: set[str]) -> None:
+    # scandir reads entry types from the directory listing: no stat call per regular file.
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                _xml_files(e.path, found)
+            elif e.name[-4:].lower() == ".xml" and e.is_file():
+                found.add(e.path)
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Every ``*.xml`` file under the given files and directories, sorted, without repeats."""
-    found: set[Path] = set()
+    return [Path(f) for f in _discover(paths)]
+
+
+def _discover(paths: Iterable[Path]) -> list[str]:
+    found: set[str] = set()
     for p in paths:
         if p.is_dir():
-            found.update(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() == ".xml")
+            _xml_files(str(p), found)
         else:
-            found.add(p)
-    return sorted(found, key=str)
-
-
-# ---------------------------------------------------------------- worker side
-
-
-@dataclass(slots=True)
-class _Parsed:
-    """What a worker returns for a run of files, in file order."""
-
-    # (kind, access key or path): "i" invoice, "c" cancellation, "r" rejected, in file order
-    order: list[tuple[str, str]] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    # Arrow tables of this task's invoices, built in the worker (cheap to ship, no per-row
-    # objects for the parent to handle); ``_doc`` numbers the invoices in file order.
-    facts: pa.Table | None = None
-    invoices: pa.Table | None = None
-
-
-def _parse_files(paths: list[str], strict: bool, qdir: str) -> _Parsed:
-    schemas = None
-    if strict:
-        from dataflow.aggregation.xsd import schema_set
-
-        schemas = schema_set()
-    out = _Parsed()
-    docs: list[ParsedInvoice] = []
-    for path in paths:
-        try:
-            with open(path, "rb") as f:  # noqa: PTH123 - the hot path: plain open is cheapest
-                data = f.read()
-        except OSError as e:
-            out.order.append(("r", path))
-            out.rejected.append((path, Reason.UNREADABLE.value))
-            # Nothing to copy: record the reason with an empty document.
-            quarantine(Path(qdir), path, b"", Rejection(Reason.UNREADABLE, f"cannot read: {e}"))
-            continue
-        doc = parse_document(data, schemas=schemas)
-        if isinstance(doc, ParsedInvoice):
-            out.order.append(("i", doc.access_key))
-            docs.append(doc)
-        elif isinstance(doc, ParsedCancellation):
-            out.order.append(("c", doc.access_key))
-        else:
-            quarantine(Path(qdir), path, data, doc)
-            out.order.append(("r", path))
-            out.rejected.append((path, doc.reason.value))
-    if docs:
-        out.facts, out.invoices = _tables(docs)
-    return out
+            found.add(str(p))
+    return sorted(found)
 
 
 # ---------------------------------------------------------------- store side
@@ -154,63 +120,6 @@ def _write_parquet(path: Path, table: pa.Table, keys: Iterable[str]) -> None:
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     tmp.replace(path)
-
-
-def _cents(values: list[int]) -> pa.Array:
-    c = np.asarray(values, dtype=np.int64)
-    words = np.empty((len(c), 2), dtype=np.int64)
-    words[:, 0] = c
-    words[:, 1] = np.where(c < 0, -1, 0)  # two's-complement sign extension to 128 bits
-    return pa.Array.from_buffers(MONEY, len(c), [None, pa.py_buffer(words.tobytes())])
-
-
-def _tables(docs: list[ParsedInvoice]) -> tuple[pa.Table, pa.Table]:
-    """Facts (one row per item) and invoices (one row per invoice) of ``docs``."""
-    ts = INVOICE_SCHEMA.field("issued_at").type
-    invoices = pa.table(
-        {
-            "access_key": pa.array([d.access_key for d in docs], pa.string()),
-            "model": pa.array([d.model for d in docs], pa.int16()),
-            "issued_at": pa.array([d.issued_at_us for d in docs], pa.int64()).cast(ts),
-            "issuer_cnpj": pa.array([d.issuer_cnpj for d in docs], pa.string()),
-            "total_value": _cents([d.total_cents for d in docs]),
-            "status": pa.array(["authorized"] * len(docs), pa.string()),
-        },
-        schema=INVOICE_SCHEMA,
-    )
-    counts = np.array([len(d.value_cents) for d in docs], dtype=np.int64)
-    take = pa.array(np.repeat(np.arange(len(docs)), counts))
-    per_invoice = {
-        "access_key": invoices["access_key"],
-        "model": invoices["model"],
-        "issued_at": invoices["issued_at"],
-        "issuer_cnpj": invoices["issuer_cnpj"],
-        "issuer_root": pa.array([d.issuer_cnpj[:8] for d in docs], pa.string()),
-        "issuer_cnae": pa.array([d.issuer_cnae for d in docs], pa.string()),
-        "issuer_uf": pa.array([d.issuer_uf for d in docs], pa.string()),
-        "issuer_municipality": pa.array([d.issuer_municipality for d in docs], pa.string()),
-        "recipient_uf": pa.array([d.recipient_uf for d in docs], pa.string()),
-    }
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        name: pc.take(col, take) for name, col in per_invoice.items()
-    }
-    columns["cfop"] = pa.array([c for d in docs for c in d.cfop], pa.string())
-    columns["ncm"] = pa.array([c for d in docs for c in d.ncm], pa.string())
-    columns["quantity"] = pa.array([q for d in docs for q in d.quantity], pa.float64())
-    columns["unit"] = pa.array([u for d in docs for u in d.unit], pa.string())
-    columns["item_value"] = _cents([v for d in docs for v in d.value_cents])
-    columns["icms_value"] = _cents([v for d in docs for v in d.icms_cents])
-    facts = pa.table({f.name: columns[f.name] for f in FACT_SCHEMA}, schema=FACT_SCHEMA)
-    # Helper columns, dropped before writing: position in the task, partition of issue.
-    helpers = {
-        "_doc": pa.array(range(len(docs)), pa.int32()),
-        "_year": pa.array([d.year for d in docs], pa.int16()),
-        "_month": pa.array([d.month for d in docs], pa.int8()),
-    }
-    for name, col in helpers.items():
-        invoices = invoices.append_column(name, col)
-        facts = facts.append_column(name, pc.take(col, take))
-    return facts, invoices
 
 
 @dataclass(slots=True)
@@ -347,7 +256,7 @@ class _State:
 
 
 def _keep(
-    parsed: list[_Parsed], new: dict[str, tuple[int, int]]
+    parsed: list[TaskResult], new: dict[str, tuple[int, int]]
 ) -> tuple[pa.Table | None, pa.Table | None]:
     """The rows of the invoices that this batch loads (first copy of each new key)."""
     keep: dict[int, list[int]] = {}
@@ -357,6 +266,10 @@ def _keep(
     for task_no, positions in sorted(keep.items()):
         result = parsed[task_no]
         assert result.facts is not None and result.invoices is not None
+        if len(positions) == result.invoices.num_rows:  # the usual case: every invoice is new
+            facts.append(result.facts)
+            invoices.append(result.invoices)
+            continue
         wanted = pa.array(positions, pa.int32())
         facts.append(result.facts.filter(pc.is_in(result.facts["_doc"], wanted)))
         invoices.append(result.invoices.filter(pc.is_in(result.invoices["_doc"], wanted)))
@@ -393,84 +306,132 @@ def ingest(
     strict: bool = False,
     batch_files: int = 20_000,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> IngestSummary:
-    """Load every XML file under ``paths`` into ``store``; see the module docstring."""
-    files = [str(p) for p in discover(paths)]
+    """Load every XML file under ``paths`` into ``store``; see the module docstring.
+
+    ``executor`` runs the worker tasks in a pool the caller owns (and keeps warm across calls);
+    otherwise ``workers`` > 1 starts a pool for this run.
+    """
+    pool = executor
+    own_pool = None
+    if pool is None and workers > 1:
+        own_pool = pool = start_pool(workers)
+    try:
+        return _ingest(paths, store, pool, strict, batch_files, progress)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for ``ingest``, already starting when this returns.
+
+    forkserver: no fork of a parent that runs threads (the progress display, Arrow's pools); the
+    server imports the worker module once, so each worker starts warm. The processes boot while
+    the caller goes on (finding files, replaying the journal).
+    """
+    context = get_context("forkserver")
+    context.set_forkserver_preload([parse_files.__module__])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    with _main_script_hidden():
+        for _ in range(workers):
+            pool.submit(int)  # spawns a process each (all of them now); nobody waits for them
+    return pool
+
+
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Start processes without re-running the main script in each of them.
+
+    multiprocessing re-executes a main *script* (``__main__`` with a file and no module spec: a
+    console script such as ``dataflow``, or ``python x.py``) in every new process so that its
+    functions can be unpickled there. The ingestion workers need none of it (``parse_files`` lives
+    in a module), and for the ``dataflow`` script it meant importing the whole CLI again in each
+    worker: 6 s of a 300-file ingest here. Modules run with ``-m`` are never re-run.
+    """
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield
+        return
+    sys.modules["__main__"] = ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _ingest(
+    paths: Iterable[Path],
+    store: FactStore,
+    pool: Executor | None,
+    strict: bool,
+    batch_files: int,
+    progress: Callable[[int, int], None] | None,
+) -> IngestSummary:
+    files = _discover(paths)
     summary = IngestSummary(files=len(files))
     state = _State.recover(store)
     qdir = str(quarantine_dir(store))
-    pool = None
-    if workers > 1:
-        # forkserver: no fork of a parent that runs threads (the progress display); the server
-        # imports this module once, so each worker starts warm.
-        context = get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     done = 0
     added: dict[str, int] = {}  # keys this run loaded → item count
-    try:
-        for batch in _chunks(files, batch_files):
-            tasks = list(_chunks(batch, _TASK_FILES))
-            if pool is not None:
-                results: Iterable[_Parsed] = pool.map(
-                    _parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
-                )
-            else:
-                results = (_parse_files(t, strict, qdir) for t in tasks)
-            new: dict[str, tuple[int, int]] = {}  # key → (task, invoice position in task)
-            withdraw: set[str] = set()
-            cancelled: set[str] = set()
-            withdrawn: set[str] = set()
-            parsed: list[_Parsed] = []
-            for task_no, result in enumerate(results):
-                parsed.append(result)
-                position = -1
-                for kind, ref in result.order:
-                    if kind == "r":
-                        continue
-                    if kind == "i":
-                        position += 1
-                        key = ref
-                        if (
-                            key in state.loaded
-                            or key in new
-                            or key in state.withdrawn
-                            or key in withdrawn
-                        ):
-                            summary.duplicates += 1
-                        elif key in state.cancelled or key in cancelled:
-                            withdrawn.add(key)  # its cancellation came first
-                            summary.cancelled += 1
-                        else:
-                            new[key] = (task_no, position)
-                        continue
-                    key = ref  # a cancellation
-                    if key in state.cancelled or key in cancelled:
-                        summary.duplicates += 1
-                        continue
-                    cancelled.add(key)
-                    if key in new:
-                        del new[key]
-                        withdrawn.add(key)
-                        summary.cancelled += 1
-                    elif key in state.loaded:
-                        withdraw.add(key)
-                        withdrawn.add(key)
-                        summary.cancelled += 1
-                for _path, reason in result.rejected:
-                    summary.quarantined += 1
-                    summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
-                done += len(result.order)
-                if progress:
-                    progress(done, len(files))
-            facts, invoices = _keep(parsed, new)
-            state.commit(facts, invoices, withdraw, cancelled, withdrawn)
-            if facts is not None and invoices is not None:
-                counts = pc.value_counts(facts["access_key"]).to_pylist()
-                added.update((c["values"], c["counts"]) for c in counts)
-    finally:
+    for batch in _chunks(files, batch_files):
+        tasks = list(_chunks(batch, _TASK_FILES))
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            results: Iterable[TaskResult] = pool.map(
+                parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
+            )
+        else:
+            results = (parse_files(t, strict, qdir) for t in tasks)
+        new: dict[str, tuple[int, int]] = {}  # key → (task, file position in task)
+        withdraw: set[str] = set()
+        cancelled: set[str] = set()
+        withdrawn: set[str] = set()
+        parsed: list[TaskResult] = []
+        for task_no, result in enumerate(results):
+            parsed.append(result)
+            for position, (kind, ref) in enumerate(result.order):
+                if kind == "r":
+                    continue
+                if kind == "i":
+                    key = ref
+                    if (
+                        key in state.loaded
+                        or key in new
+                        or key in state.withdrawn
+                        or key in withdrawn
+                    ):
+                        summary.duplicates += 1
+                    elif key in state.cancelled or key in cancelled:
+                        withdrawn.add(key)  # its cancellation came first
+                        summary.cancelled += 1
+                    else:
+                        new[key] = (task_no, position)
+                    continue
+                key = ref  # a cancellation
+                if key in state.cancelled or key in cancelled:
+                    summary.duplicates += 1
+                    continue
+                cancelled.add(key)
+                if key in new:
+                    del new[key]
+                    withdrawn.add(key)
+                    summary.cancelled += 1
+                elif key in state.loaded:
+                    withdraw.add(key)
+                    withdrawn.add(key)
+                    summary.cancelled += 1
+            for _path, reason in result.rejected:
+                summary.quarantined += 1
+                summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+            done += len(result.order)
+            if progress:
+                progress(done, len(files))
+        facts, invoices = _keep(parsed, new)
+        state.commit(facts, invoices, withdraw, cancelled, withdrawn)
+        if facts is not None and invoices is not None:
+            counts = pc.value_counts(facts["access_key"]).to_pylist()
+            added.update((c["values"], c["counts"]) for c in counts)
     # Loaded = added by this run and still there (a later cancellation may have withdrawn some).
     kept = [n for k, n in added.items() if k in state.loaded]
     summary.loaded, summary.items = len(kept), sum(kept)

@@ -29,9 +29,14 @@ __all__ = [
     "CANCEL_EVENT",
     "CANCEL_REGISTERED_STATUS",
     "NS",
+    "SEP",
     "ParsedCancellation",
     "ParsedInvoice",
+    "document_from_tree",
+    "instant",
+    "joined",
     "parse_document",
+    "parser",
     "to_cents",
 ]
 
@@ -50,7 +55,9 @@ _INF_IN_PROC = _NFE + "/" + _N + "infNFe"
 _KEY = re.compile(r"[0-9]{6}[0-9A-Z]{12}[0-9]{26}")
 _CNPJ = re.compile(r"[0-9A-Z]{12}[0-9]{2}")
 _CPF = re.compile(r"[0-9]{11}")
-_MONEY = re.compile(r"0|0\.[0-9]{2}|[1-9][0-9]{0,12}(\.[0-9]{2})?")
+# TDec_1302: no decimals or exactly two, no leading zero (0, 0.50, 12, 12.50); written without
+# alternatives that share a prefix, which the regex engine would retry per value.
+_MONEY = re.compile(r"(?:0|[1-9][0-9]{0,12})(?:\.[0-9]{2})?")
 _QTY = re.compile(r"[0-9]{1,11}(\.[0-9]{1,4})?")
 _DATETIME = re.compile(
     r"20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9][-+][01][0-9]:00"
@@ -72,6 +79,24 @@ _VNF_MINUS = ("vDesc", "vICMSDeson")
 @cache
 def _sao_paulo() -> ZoneInfo:
     return ZoneInfo(TZ)
+
+
+def instant(dh: str) -> tuple[int, int, int] | None:
+    """A ``_DATETIME``-shaped value → (µs since the epoch, local year, local month); None for a
+    date that does not exist (the pattern lets 2026-02-31 or 25:00 through)."""
+    try:
+        issued = datetime.fromisoformat(dh)
+    except ValueError:
+        return None
+    local = issued.astimezone(_sao_paulo())
+    return (issued - _EPOCH) // _US, local.year, local.month
+
+
+def _instant(dh: str) -> tuple[int, int, int]:
+    found = instant(dh)
+    if found is None:
+        raise _Reject(Reason.SCHEMA_VIOLATION, f"ide/dhEmi {dh!r} is not a valid date and time")
+    return found
 
 
 @dataclass(slots=True)
@@ -203,14 +228,10 @@ _ITEM_FIELDS = ("NCM", "CFOP", "uCom", "qCom", "vProd", "indTot")
 _T_DET = _N + "det"
 _T_VICMS = _N + "vICMS"
 _ITEM_WALK = (_T_DET, *(_N + t for t in _ITEM_FIELDS), _T_VICMS, _T_TOTAL)
-_ITEM_PATTERNS = (
-    re.compile(r"[0-9]{2}|[0-9]{8}"),
-    re.compile(r"[1235-7][0-9]{3}"),
-    re.compile(r"\S(?:.{0,4}\S)?"),
-    re.compile(r"[0-9]{1,11}(\.[0-9]{1,4})?"),
-    _MONEY,
-    re.compile(r"[01]"),
-)
+# uCom: 1 to 6 characters, no blank at either end. The separator is spelled out of the classes
+# only so that joined checks (below) cannot match across it; XML text never holds it.
+_UNIT = re.compile(r"[^\s\x1f](?:[^\n\x1f]{0,4}[^\s\x1f])?")
+_ITEM_PATTERNS = (_NCM, _CFOP, _UNIT, _QTY, _MONEY, re.compile(r"[01]"))
 
 
 def _check(value: str, what: str, pattern: re.Pattern[str]) -> str:
@@ -221,14 +242,20 @@ def _check(value: str, what: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
-def _joined(pattern: re.Pattern[str]) -> re.Pattern[str]:
-    """A pattern matching newline-joined values that each match ``pattern``: one regex run per
-    column per document instead of one per value."""
-    return re.compile(f"(?:{pattern.pattern})(?:\n(?:{pattern.pattern}))*")
+# Joins values for one regex run per column instead of one per value. U+001F cannot occur in
+# parsed XML text (not even as a character reference), and no value pattern matches it, so a
+# joined string matches exactly when every value does (a newline separator would let "31\n22"
+# pass as two valid NCMs).
+SEP = "\x1f"
 
 
-_ITEM_JOINED = tuple(_joined(p) for p in _ITEM_PATTERNS)
-_MONEY_JOINED = _joined(_MONEY)
+def joined(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """A pattern matching ``SEP``-joined values that each match ``pattern``."""
+    return re.compile(f"(?:{pattern.pattern})(?:{SEP}(?:{pattern.pattern}))*")
+
+
+_ITEM_JOINED = tuple(joined(p) for p in _ITEM_PATTERNS)
+_MONEY_JOINED = joined(_MONEY)
 
 
 def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
@@ -257,10 +284,10 @@ def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
         raise _Reject(Reason.SCHEMA_VIOLATION, f"det {n} lacks or repeats a prod value")
     if not 1 <= n <= 990:
         raise _Reject(Reason.SCHEMA_VIOLATION, f"{n} det items (1 to 990 allowed)")
-    for name, values, pattern, joined in zip(
+    for name, values, pattern, joined_pattern in zip(
         _ITEM_FIELDS, required, _ITEM_PATTERNS, _ITEM_JOINED, strict=True
     ):
-        if not joined.fullmatch("\n".join(values)):
+        if not joined_pattern.fullmatch(SEP.join(values)):
             bad = next(v for v in values if not pattern.fullmatch(v))
             raise _Reject(Reason.SCHEMA_VIOLATION, f"prod/{name} has an invalid value {bad[:60]!r}")
     ncm, cfop, unit, qty, v_prod, ind_tot = required
@@ -270,7 +297,7 @@ def _items(inf: etree._Element, doc: ParsedInvoice) -> int:
     doc.value_cents = cents
     item_icms = [0] * n
     if icms:
-        if not _MONEY_JOINED.fullmatch("\n".join(v for _, v in icms)) or len(icms) != len(
+        if not _MONEY_JOINED.fullmatch(SEP.join(v for _, v in icms)) or len(icms) != len(
             {i for i, _ in icms}
         ):
             raise _Reject(Reason.SCHEMA_VIOLATION, "det imposto/ICMS vICMS values are invalid")
@@ -398,10 +425,7 @@ def _invoice(inf: etree._Element, is_proc: bool) -> ParsedInvoice:
             Reason.TEST_ENVIRONMENT, "tpAmb 2 (homologação): a test document with no fiscal effect"
         )
 
-    issued = datetime.fromisoformat(dh_emi)
-    local = issued.astimezone(_sao_paulo())
-    doc.issued_at_us = (issued - _EPOCH) // _US
-    doc.year, doc.month = local.year, local.month
+    doc.issued_at_us, doc.year, doc.month = _instant(dh_emi)
     doc.total_cents = v_nf
     doc.status = stat
     return doc
@@ -458,9 +482,16 @@ def parse_document(
     ``schemas`` (the official XSDs, ``xsd.schema_set()``) adds full XSD validation (strict mode).
     """
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=parser())
     except etree.XMLSyntaxError as e:
         return Rejection(Reason.MALFORMED_XML, f"not well-formed XML: {e}")
+    return document_from_tree(root, schemas=schemas)
+
+
+def document_from_tree(
+    root: etree._Element, *, schemas: SchemaSet | None = None
+) -> ParsedInvoice | ParsedCancellation | Rejection:
+    """``parse_document`` for a document already parsed with ``parser()``."""
     tag = root.tag if isinstance(root.tag, str) else ""
     try:
         if tag not in (_NFEPROC, _NFE, _PROCEVENTO):
@@ -503,6 +534,7 @@ def _event_type(root: etree._Element) -> str | None:
 
 
 @cache
-def _parser() -> etree.XMLParser:
+def parser() -> etree.XMLParser:
+    """The one parser configuration for NF-e documents (one instance per process)."""
     # No network, no entity expansion: documents come from outside.
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
