@@ -19,10 +19,7 @@ from rich.progress import (
 )
 
 from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import default_workers, generate, parse_months
 from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.release import AuditFailed, RevisedMonths, build_release
-from dataflow.aggregation.release_audit import audit_release
 from dataflow.aggregation.specs import load_specs
 from dataflow.console import err, print_json
 from dataflow.settings import Settings
@@ -56,6 +53,8 @@ def data_generate(
     ] = None,
 ) -> None:
     """Write a deterministic synthetic MG fact store (Parquet, partitioned by year/month)."""
+    from dataflow.aggregation.generator import default_workers, generate, parse_months
+
     settings: Settings = ctx.obj
     try:
         month_list = parse_months(months)
@@ -126,6 +125,8 @@ def release_build(
 
     A release whose audit fails is not published (exit 1; the staging directory is kept).
     """
+    from dataflow.aggregation.release import AuditFailed, RevisedMonths, build_release
+
     settings: Settings = ctx.obj
     specs = load_specs(tables or settings.tables_dir)
     started = time.perf_counter()
@@ -279,6 +280,8 @@ def release_audit(
     ] = False,
 ) -> None:
     """Re-run the disclosure audit on a release from its own files; exit 1 on any failure."""
+    from dataflow.aggregation.release_audit import audit_release
+
     settings: Settings = ctx.obj
     try:
         with err.status("auditing…"):

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from dataflow.api.app import resolve_release
 from dataflow.api.metrics import MULTIPROC_ENV
 from dataflow.settings import MeterKind, Settings
 
@@ -27,6 +26,8 @@ def serve(
 ) -> None:
     """Run the partner API (granian, ASGI)."""
     from granian import Granian
+
+    from dataflow.api.app import resolve_release
 
     settings: Settings = ctx.obj
     if settings.meter is MeterKind.EMBEDDED and workers > 1:

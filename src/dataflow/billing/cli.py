@@ -13,7 +13,6 @@ import msgspec
 import typer
 
 from dataflow.billing.budget import analysis_fee_lines, compute_budget, load_budget_items
-from dataflow.billing.dae import Statement, statement_csv, write_statement_pdf
 from dataflow.billing.errors import BillingError
 from dataflow.billing.models import ContractTerms
 from dataflow.billing.reference import BillingReference
@@ -262,6 +261,8 @@ def billing_statement(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("statements"),
 ) -> None:
     """Write DAE statements: one PDF per invoice and one CSV for the finance systems."""
+    from dataflow.billing.dae import Statement, statement_csv, write_statement_pdf  # reportlab
+
     service = _service(ctx)
     lc = service.lifecycle
     ids = list(invoice or [])

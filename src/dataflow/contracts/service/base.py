@@ -12,7 +12,6 @@ from sqlalchemy import Connection, Engine
 from dataflow.contracts.errors import PartnerNotFound
 from dataflow.contracts.models import Partner
 from dataflow.contracts.repository import ContractsRepository as Repo
-from dataflow.contracts.schema import ensure_schema
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
@@ -30,6 +29,8 @@ class ServiceBase:
         self.engine = engine
         self._clock = clock or (lambda: datetime.now(UTC))
         if migrate:
+            from dataflow.contracts.schema import ensure_schema  # Alembic: only when migrating
+
             ensure_schema(engine)
 
     # -- time -------------------------------------------------------------------------------
