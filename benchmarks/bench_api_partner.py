@@ -7,7 +7,12 @@
    vs JSON (the client pages; the server's response cache off so every run computes).
 3. RSS of each worker of a 2-worker server with the standard release loaded.
 
-The machine is shared: absolute numbers are noisy, the ratios are what to read.
+The machine is shared: absolute numbers are noisy, the ratios are what to read. Every figure comes
+with the 1-minute load average; the page runs also report the server's CPU time per request (from
+/proc), which a busy machine disturbs far less than requests/s or latency. On two or more cores the
+server under test runs on the last core and wrk on the first (``taskset``), Datasette likewise.
+Sizes: ``BENCH_SECONDS`` (per wrk run, default 10), ``BENCH_ROUNDS`` (default 3), ``BENCH_PIN=0``;
+``BENCH_API_DATA_DIR`` reuses a data directory's release (built there on the first run).
 """
 
 from __future__ import annotations
@@ -35,11 +40,39 @@ import redis
 from benchmarks.common import cli, ensure_wrk, free_port, server, write_result, wrk
 
 TABLE = "sales_municipality_cnae_division_month"
-MUNICIPALITY = "3106200"
-OURS = f"/v1/tables/{TABLE}/rows?municipality={MUNICIPALITY}&limit=100"
-DATASETTE = f"/bench/cells.json?municipality={MUNICIPALITY}&_size=100&_shape=objects&_nocount=1"
+
+
+def _ours(level: str, code: str) -> str:
+    return f"/v1/tables/{TABLE}/rows?{level}={code}&limit=100"
+
+
+def _datasette_path(level: str, code: str) -> str:
+    return f"/bench/cells.json?{level}={code}&_size=100&_shape=objects&_nocount=1"
+
+
+def _page_filter(db: Path) -> tuple[str, str]:
+    """An equality filter on one level that matches at least 100 cells: a full 100-row page.
+
+    The busiest municipality when one has 100 cells, else the busiest CNAE division (a small
+    generated store has fewer than 100 cells per municipality).
+    """
+    con = sqlite3.connect(db)
+    try:
+        for level in ("municipality", "cnae_division"):
+            code, rows = con.execute(
+                f'SELECT "{level}", count(*) AS n FROM cells WHERE "{level}" != \'_T\' '
+                f'GROUP BY "{level}" ORDER BY n DESC, "{level}" LIMIT 1'
+            ).fetchone()
+            if rows >= 100:
+                return level, str(code)
+    finally:
+        con.close()
+    raise AssertionError("no municipality or CNAE division has 100 cells")
+
+
 UV = Path(__file__).resolve().parents[1] / ".tools" / "bin" / "uv"
-SECONDS = 10
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))  # per wrk run
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # interleaved rounds of every configuration
 
 
 def _datasette_venv(root: Path) -> Path:
@@ -70,39 +103,79 @@ def _to_sqlite(parquet: Path, db: Path, levels: list[str]) -> None:
     con.close()
 
 
+def _pins() -> tuple[list[str], str | None]:
+    """Server under test on the last core, wrk on the first: neither competes with the other.
+
+    The same for Datasette and dataflow (``BENCH_PIN=0`` turns it off).
+    """
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or os.environ.get("BENCH_PIN", "1") == "0" or not shutil.which("taskset"):
+        return [], None
+    return ["taskset", "-c", str(cpus - 1)], "0"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (granian's worker), from /proc."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += ticks.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 @contextmanager
-def _datasette(exe: Path, db: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "serve",
-            "--immutable",
-            str(db),
-            "--port",
-            str(port),
-            "--setting",
-            "suggest_facets",
-            "off",
-            "--setting",
-            "allow_facet",
-            "off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+def _process(cmd: list[str], env: dict[str, str], probe: str, key: str) -> Iterator[int]:
+    """A server process, ready once ``probe`` answers 200; yields its pid."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
+        for _ in range(900):
             try:
-                if httpx.get(base + DATASETTE, timeout=1).status_code == 200:
+                auth = {"Authorization": f"Bearer {key}"}
+                if httpx.get(probe, headers=auth, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"server did not start: {cmd}")
+        yield proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=90)  # a metered server settles once more on shutdown
+
+
+def _measure(url: str, key: str, pid: int, wrk_cpus: str | None) -> dict[str, float]:
+    wrk(url, key=key, seconds=2, threads=1 if wrk_cpus else 2, cpus=wrk_cpus)  # warm-up
+    load = _load()
+    cpu = _cpu_seconds(pid)
+    run = wrk(url, key=key, seconds=SECONDS, threads=1 if wrk_cpus else 2, cpus=wrk_cpus)
+    served = run["requests_per_s"] * SECONDS
+    run["server_cpu_us_per_request"] = round((_cpu_seconds(pid) - cpu) / served * 1e6, 1)
+    run["load_1min"] = load
+    return run
+
+
+def _summary(runs: list[dict[str, float]]) -> dict[str, object]:
+    return {
+        field: statistics.median(r[field] for r in runs)
+        for field in ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_request")
+    } | {"non_2xx": sum(r["non_2xx"] for r in runs), "rounds": runs}
 
 
 def _page_vs_datasette(
@@ -112,34 +185,80 @@ def _page_vs_datasette(
     _to_sqlite(
         release / "tables" / f"{TABLE}.parquet", db, ["municipality", "cnae_division", "month"]
     )
+    level, code = _page_filter(db)
     exe = _datasette_venv(tmp)
-    runs: dict[str, dict[str, float]] = {}
-    with _datasette(exe, db) as base:
-        body = httpx.get(base + DATASETTE).json()
-        assert len(body["rows"]) == 100, body
-        wrk(base + DATASETTE, key=key, seconds=3)
-        runs["datasette"] = wrk(base + DATASETTE, key=key, seconds=SECONDS)
+    pin, wrk_cpus = _pins()
     redis_url = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    for name, extra in (
-        ("dataflow_redis_meter", {"DATAFLOW_METER": "redis", "DATAFLOW_REDIS_URL": redis_url}),
-        ("dataflow_embedded_meter", {"DATAFLOW_METER": "embedded"}),
+    ports = {name: free_port() for name in ("datasette", "redis_meter", "embedded_meter")}
+    datasette = [
+        *pin,
+        str(exe),
+        "serve",
+        "--immutable",
+        str(db),
+        "--port",
+        str(ports["datasette"]),
+        "--setting",
+        "suggest_facets",
+        "off",
+        "--setting",
+        "allow_facet",
+        "off",
+    ]
+
+    def ours(name: str) -> list[str]:
+        port = str(ports[name])
+        return [*pin, sys.executable, "-m", "dataflow", "serve", "--port", port, "--workers", "1"]
+
+    url = {
+        "datasette": f"http://127.0.0.1:{ports['datasette']}{_datasette_path(level, code)}",
+        "redis_meter": f"http://127.0.0.1:{ports['redis_meter']}{_ours(level, code)}",
+        "embedded_meter": f"http://127.0.0.1:{ports['embedded_meter']}{_ours(level, code)}",
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in url}
+    redis_env = {**env, "DATAFLOW_METER": "redis", "DATAFLOW_REDIS_URL": redis_url}
+    with (
+        _process(datasette, env, url["datasette"], key) as ds_pid,
+        _process(ours("redis_meter"), redis_env, url["redis_meter"], key) as redis_pid,
+        _process(
+            ours("embedded_meter"),
+            {**env, "DATAFLOW_METER": "embedded"},
+            url["embedded_meter"],
+            key,
+        ) as embedded_pid,
     ):
-        with server({**env, **extra}, "--workers", "1") as base:
-            r = httpx.get(base + OURS, headers={"Authorization": f"Bearer {key}"})
+        assert len(httpx.get(url["datasette"]).json()["rows"]) == 100
+        for name in ("redis_meter", "embedded_meter"):
+            r = httpx.get(url[name], headers={"Authorization": f"Bearer {key}"})
             assert r.status_code == 200 and len(r.json()["rows"]) == 100, r.text
-            wrk(base + OURS, key=key, seconds=3)
-            runs[name] = wrk(base + OURS, key=key, seconds=SECONDS)
-    base_rps = runs["datasette"]["requests_per_s"]
+        pids = {"datasette": ds_pid, "redis_meter": redis_pid, "embedded_meter": embedded_pid}
+        for _ in range(ROUNDS):  # interleaved rounds: drift on a shared machine hits all three
+            for name in url:
+                runs[name].append(_measure(url[name], key, pids[name], wrk_cpus))
+    summary = {name: _summary(r) for name, r in runs.items()}
+    base = summary["datasette"]
+
+    def ratio(name: str, field: str, *, inverse: bool = False) -> float:
+        ours_value, theirs = float(summary[name][field]), float(base[field])  # type: ignore[arg-type]
+        return round(theirs / ours_value if inverse else ours_value / theirs, 2)
+
     return {
-        "what": "filtered 100-row JSON page (municipality=3106200), 64 connections, one process "
+        "filter": [level, code],
+        "what": f"filtered 100-row JSON page ({level}={code}, the busiest), 64 connections, "
+        "one process "
         "each; dataflow with key check + metering; Datasette --immutable, suggest_facets off, "
-        "_nocount=1, indexed SQLite",
-        "runs": runs,
-        "ratio_redis_meter_over_datasette": round(
-            runs["dataflow_redis_meter"]["requests_per_s"] / base_rps, 2
+        f"_nocount=1, indexed SQLite; median of {ROUNDS} interleaved rounds of {SECONDS} s",
+        "pinning": f"server on CPU {pin[-1]}, wrk on CPU {wrk_cpus} (taskset), for every server"
+        if pin
+        else "none",
+        "runs": summary,
+        "ratio_redis_meter_over_datasette": ratio("redis_meter", "requests_per_s"),
+        "ratio_embedded_meter_over_datasette": ratio("embedded_meter", "requests_per_s"),
+        "cpu_per_request_datasette_over_redis_meter": ratio(
+            "redis_meter", "server_cpu_us_per_request", inverse=True
         ),
-        "ratio_embedded_meter_over_datasette": round(
-            runs["dataflow_embedded_meter"]["requests_per_s"] / base_rps, 2
+        "cpu_per_request_datasette_over_embedded_meter": ratio(
+            "embedded_meter", "server_cpu_us_per_request", inverse=True
         ),
     }
 
@@ -210,17 +329,23 @@ def _extract(tmp: Path) -> dict[str, object]:
         server(env, "--workers", "1", "--release", str(release)) as base,
         Client(base, key, timeout=120) as api,
     ):
-        for _ in range(3):
+        for wire in ("json", "arrow", "parquet"):  # warm-up: first-call costs on both sides
+            list(api.pages("bench_extract", wire=wire))  # type: ignore[arg-type]
+        loads = [_load()]
+        for _ in range(ROUNDS):
             for wire in ("json", "arrow", "parquet"):
                 started = time.perf_counter()
                 pages = list(api.pages("bench_extract", wire=wire))  # type: ignore[arg-type]
                 times[wire].append(time.perf_counter() - started)
                 requests[wire] = len(pages)
                 assert sum(p.num_rows for p in pages) * 6 == cells
+            loads.append(_load())
     median = {w: statistics.median(t) for w, t in times.items()}
     return {
         "what": f"{cells:,}-cell extract through dataflow.client, request to pyarrow table "
-        "(median of 3; JSON pages of 10,000 rows, Arrow/Parquet of 250,000)",
+        f"(median of {ROUNDS} interleaved rounds; JSON pages of 10,000 rows, Arrow/Parquet of "
+        "250,000; the server's response cache off)",
+        "load_1min": loads,
         "seconds": {w: round(s, 3) for w, s in median.items()},
         "requests": requests,
         "ratio_json_over_arrow": round(median["json"] / median["arrow"], 2),
@@ -228,7 +353,7 @@ def _extract(tmp: Path) -> dict[str, object]:
     }
 
 
-def _worker_rss(env: dict[str, str], key: str) -> dict[str, object]:
+def _worker_rss(env: dict[str, str], key: str, page_filter: list[str]) -> dict[str, object]:
     redis_url = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     port = free_port()
     proc = subprocess.Popen(
@@ -245,7 +370,7 @@ def _worker_rss(env: dict[str, str], key: str) -> dict[str, object]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        wrk(base + OURS, key=key, seconds=3)
+        wrk(base + _ours(*page_filter), key=key, seconds=3)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
             for fmt in ("json", "arrow", "parquet", "csv"):
                 c.get(f"/v1/tables/{TABLE}/rows", params={"format": fmt, "limit": "10000"})
@@ -263,6 +388,7 @@ def _worker_rss(env: dict[str, str], key: str) -> dict[str, object]:
         "what": "RSS of each worker (MiB), 2 workers, standard release, after load",
         "workers_mib": [round(v, 1) for v in rss.values()],
         "max_mib": round(max(rss.values()), 1),
+        "load_1min": _load(),
     }
 
 
@@ -271,16 +397,20 @@ def main() -> None:
     prefix = f"dfbench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        env = {**os.environ, "DATAFLOW_DATA_DIR": str(tmp), "DATAFLOW_REDIS_PREFIX": prefix}
+        # BENCH_API_DATA_DIR keeps the generated store and release between runs (the release
+        # build, audit included, is the slow part of this benchmark's setup).
+        data = Path(os.environ.get("BENCH_API_DATA_DIR") or tmp)
+        env = {**os.environ, "DATAFLOW_DATA_DIR": str(data), "DATAFLOW_REDIS_PREFIX": prefix}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        cli(env, "data", "generate", "--items", "200000", "--seed", "1")
-        cli(env, "release", "build")
-        release = sorted((tmp / "releases").iterdir())[-1]
+        if not any((data / "releases").glob("*/manifest.json")):
+            cli(env, "data", "generate", "--items", "200000", "--seed", "1")
+            cli(env, "release", "build")
+        release = sorted(p.parent for p in (data / "releases").glob("*/manifest.json"))[-1]
         partner = cli(env, "partner", "create", "Bench", "--plan", "continuous")
         key = cli(env, "key", "create", partner)
         page = _page_vs_datasette(env, key, release, tmp)
         extract = _extract(tmp)
-        rss = _worker_rss(env, key)
+        rss = _worker_rss(env, key, page["filter"])  # type: ignore[arg-type]
         shutil.rmtree(tmp / "datasette-venv", ignore_errors=True)
     client = redis.Redis.from_url(
         os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

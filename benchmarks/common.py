@@ -92,11 +92,18 @@ def server(env: dict[str, str], *args: str) -> Iterator[str]:
 
 
 def wrk(
-    url: str, *, key: str, seconds: int = 10, connections: int = 64, threads: int = 2
+    url: str,
+    *,
+    key: str,
+    seconds: int = 10,
+    connections: int = 64,
+    threads: int = 2,
+    cpus: str | None = None,
 ) -> dict[str, float]:
-    """Run wrk and parse requests/s and latency percentiles (ms)."""
+    """Run wrk and parse requests/s and latency percentiles (ms); ``cpus`` pins it (taskset)."""
     out = subprocess.run(
         [
+            *(["taskset", "-c", cpus] if cpus else []),
             ensure_wrk(),
             f"-t{threads}",
             f"-c{connections}",

@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Request
 
 from dataflow.api.errors import Problem
+from dataflow.api.observe import scope_header
 from dataflow.contracts.keys import parse_key, secret_matches
 from dataflow.contracts.models import Entitlement, KeyCredential
 from dataflow.contracts.service import ContractsService
@@ -58,7 +59,7 @@ class KeyRing:
             self._loaded_at = time.monotonic()
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Caller:
-        header = request.headers.get("authorization", "")
+        header = (scope_header(request.scope, b"authorization") or b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Problem(

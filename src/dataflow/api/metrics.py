@@ -9,9 +9,11 @@ in-process registry.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics"]
@@ -60,6 +62,28 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+
+        # labels() takes a lock and checks its arguments on every call; a request needs four
+        # labelled children, so they are looked up once per label set and kept.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.requests, route, method, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
+
+    def cache_lookup(self, *, hit: bool) -> None:
+        self._child(self.cache, "hit" if hit else "miss").inc()
+
+    def access_served(self, table: str, fmt: str, rows: int) -> None:
+        self._child(self.accesses, table, fmt).inc()
+        self.rows.inc(rows)
 
     def render(self) -> bytes:
         if self.multiprocess_dir:

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_QUERY_BYTES",
     "REQUEST_ID_HEADER",
     "observe",
+    "scope_header",
 ]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -49,8 +50,12 @@ def _redact(query: str) -> str:
     return _SECRET_PARAM.sub(r"\1[redacted]", query)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
-    for k, v in scope.get("headers", ()):
+def scope_header(scope: Scope | dict[str, Any], name: bytes) -> bytes | None:
+    """The first value of a request header (``name`` lower-case, as ASGI servers give names).
+
+    Cheaper than Litestar's ``request.headers``, which builds a multidict of every header.
+    """
+    for k, v in cast(dict[str, Any], scope).get("headers", ()):
         if k == name:
             return bytes(v)
     return None
@@ -84,7 +89,7 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                 await app(asgi_scope, receive, send)
                 return
             started = time.perf_counter()
-            given = _header(scope, b"x-request-id")
+            given = scope_header(scope, b"x-request-id")
             request_id = given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex.encode()
             # Some servers put the query in raw_path too (the ASGI spec says they should not).
             raw_path = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
@@ -102,7 +107,7 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                     state["bytes"] += len(message.get("body", b""))
                 await send(message)
 
-            length = _header(scope, b"content-length")
+            length = scope_header(scope, b"content-length")
             if len(query) > MAX_QUERY_BYTES or len(raw_path) > MAX_PATH_BYTES:
                 await _refuse(
                     send_wrapper,
@@ -129,8 +134,7 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
             status = state["status"]
-            metrics.requests.labels(route, scope["method"], str(status)).inc()
-            metrics.latency.labels(route).observe(elapsed)
+            metrics.request_done(route, scope["method"], status, elapsed)
             if _log.isEnabledFor(logging.INFO):
                 caller = scope.get(CALLER_KEY)
                 record = {
@@ -145,7 +149,9 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                     "key_id": caller[1] if caller else None,
                     "table": scope.get(TABLE_KEY),
                 }
-                _log.info(_encoder.encode(record).decode())
+                # makeRecord + handle is what info() does, minus the caller's frame lookup.
+                line = _encoder.encode(record).decode()
+                _log.handle(_log.makeRecord(_log.name, logging.INFO, "", 0, line, (), None))
 
         return handle
 

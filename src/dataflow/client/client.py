@@ -198,7 +198,7 @@ def _decode(r: httpx.Response, wire: WireFormat) -> pa.Table:
     if wire == "arrow":
         return ipc.open_stream(r.content).read_all()
     if wire == "parquet":
-        return pq.read_table(io.BytesIO(r.content))
+        return pq.read_table(pa.BufferReader(r.content))  # reads the body in place, no copy
     if wire == "csv":
         # Codes are strings (leading zeros matter), even when they look like numbers.
         head = r.content.split(b"\n", 1)[0].decode()
