@@ -29,6 +29,7 @@ from dataflow.metering.models import (
     Refusal,
     StreamEntry,
     entitlement_refusal,
+    stream_order,
 )
 from dataflow.metering.scripts import ACQUIRE_MANY, RELEASE
 
@@ -348,8 +349,12 @@ class RedisMeter:
             out.extend(_entries(partner_id, _text(raw_id), raw or {}))
         return out
 
-    async def trim(self, partner_id: int, before: str) -> None:
-        await self._r.xtrim(self.stream_key(partner_id), minid=before, approximate=False)
+    async def trim(self, partner_id: int, through: str) -> None:
+        # XTRIM MINID keeps ids >= its argument: the id right after ``through``. Exact, not
+        # approximate ("~" trims whole radix-tree nodes only), so the stream holds what is
+        # unsettled and nothing more; trimming again to the same id is a no-op.
+        ms, seq = stream_order(through)
+        await self._r.xtrim(self.stream_key(partner_id), minid=f"{ms}-{seq + 1}", approximate=False)
 
     async def lease(self, name: str, seconds: float) -> bool:
         key = f"{self._prefix}:lease:{name}"
