@@ -48,7 +48,11 @@ _Group = tuple[int, str, int, int, int]  # partner, month, cap, per second, per 
 class _Pending:
     access: Access
     future: asyncio.Future[Grant]
-    at_ms: int
+    at: float  # time.time() when asked
+
+    @property
+    def at_ms(self) -> int:
+        return int(self.at * 1000)
 
 
 @dataclass(slots=True)
@@ -121,9 +125,7 @@ class RedisMeter:
         refusal = entitlement_refusal(access)
         if refusal is not None:  # status and window need no counter: refuse without a trip
             return Grant(allowed=False, count=0, cap=access.cap, refusal=refusal)
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        pending = _Pending(access, loop.create_future(), int(time.time() * 1000))
+        pending = _Pending(access, asyncio.get_running_loop().create_future(), time.time())
         if self._batching:
             self._queue.append(pending)
             self._ensure_flusher()
@@ -132,12 +134,9 @@ class RedisMeter:
             batch = _Batch()
             batch.acquires[self._group(access)].append(pending)
             await self._flush(batch)
-        try:
-            # No per-request timer: every round trip runs under the meter's timeout and fails
-            # all of its requests at once, so a request waits at most ~2 timeouts.
-            return await pending.future
-        finally:
-            metrics.METER_LATENCY.observe(time.perf_counter() - started)
+        # No per-request timer: every round trip runs under the meter's timeout and fails
+        # all of its requests at once, so a request waits at most ~2 timeouts.
+        return await pending.future
 
     @staticmethod
     def _group(access: Access) -> _Group:
@@ -231,6 +230,9 @@ class RedisMeter:
             self._shas.clear()
             acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
             completions = {}
+        granted = 0
+        refused: dict[Refusal, int] = defaultdict(int)
+        oldest = time.time()
         for (_group, items), result in zip(calls, results, strict=False):
             if isinstance(result, Exception):
                 error = MeterUnavailable(f"{type(result).__name__}: {result}")
@@ -240,9 +242,22 @@ class RedisMeter:
                 continue
             stream_id = _text(result[0])
             for i, p in enumerate(items):
+                oldest = min(oldest, p.at)
                 if not p.future.done():
                     code, count = int(result[1 + 2 * i]), int(result[2 + 2 * i])
-                    p.future.set_result(self._grant(p, code, count, f"{stream_id}.{i}"))
+                    grant = self._grant(p, code, count, f"{stream_id}.{i}")
+                    p.future.set_result(grant)
+                    if grant.refusal is None:
+                        granted += 1
+                    else:
+                        refused[grant.refusal] += 1
+        # Metrics once per round trip, not per request: in multi-process mode every update is
+        # a locked write to a memory-mapped file (and a getpid), which adds up per request.
+        metrics.METER_LATENCY.observe(time.time() - oldest)
+        if granted:
+            metrics.ACCESSES.inc(granted)
+        for reason, n in refused.items():
+            metrics.REFUSALS.labels(reason.value).inc(n)
 
     def _acquire_args(self, group: _Group, items: list[_Pending]) -> tuple[list[str], list[Any]]:
         partner_id, month, cap, rps, rpm = group
@@ -262,12 +277,9 @@ class RedisMeter:
     def _grant(p: _Pending, code: int, count: int, record_id: str) -> Grant:
         a = p.access
         if code == 1:
-            metrics.ACCESSES.inc()
             return Grant(allowed=True, count=count, cap=a.cap, record_id=record_id)
         if code == 0:
-            metrics.REFUSALS.labels(Refusal.CAP.value).inc()
             return Grant(allowed=False, count=count, cap=a.cap, refusal=Refusal.CAP)
-        metrics.REFUSALS.labels(Refusal.RATE.value).inc()
         if code == 2:
             retry = 1
             limit, window = a.rate_per_second, 1
