@@ -17,6 +17,7 @@ anything else on the machine falls on every side; ratios are of summed throughpu
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import redis
 
@@ -35,7 +37,7 @@ PATH = f"/v1/tables/{TABLE}/rows?municipality=3106200&limit=100"
 
 
 @contextmanager
-def settler(env: dict[str, str], log: Path) -> Iterator[None]:
+def settler(env: dict[str, str], log: Path) -> Iterator[int]:
     """`dataflow usage settle --every 5`, ready (one round done) when this yields."""
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -50,10 +52,50 @@ def settler(env: dict[str, str], log: Path) -> Iterator[None]:
                 assert proc.poll() is None, "settler exited: " + log.read_text()
                 assert time.monotonic() < deadline, "settler did not start"
                 time.sleep(0.2)
-            yield
+            yield proc.pid
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def _ppid_and_cpu(pid: int) -> tuple[int, float]:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1, 0.0
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(port: str) -> list[int]:
+    """The server's main process (its command line names the port) and its workers."""
+    procs = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+    main = []
+    for p in procs:
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and port.encode() in argv:
+            main.append(int(p.name))
+    # Forked workers carry the same command line: a set, so none is counted twice.
+    return sorted(set(main) | {int(p.name) for p in procs if _ppid_and_cpu(int(p.name))[0] in main})
+
+
+def measured(
+    base: str, key: str, seconds: int, pids: list[int], redis_pid: int | None
+) -> dict[str, float]:
+    """wrk's figures plus the CPU the whole serving side spent per request: server workers,
+    settler, Redis and wrk itself. The machine is shared; CPU per request is what other jobs'
+    load disturbs least (throughput on 2 cores ≈ 2 / CPU per request, when nothing else runs)."""
+    procs = pids + ([redis_pid] if redis_pid else [])
+    before = sum(_ppid_and_cpu(p)[1] for p in procs)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = wrk(base + PATH, key=key, seconds=seconds)
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = sum(_ppid_and_cpu(p)[1] for p in procs) - before
+    spent += (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
+    requests = result["requests_per_s"] * seconds
+    return {**result, "cpu_us_per_request": round(1e6 * spent / max(requests, 1.0), 1)}
 
 
 def main() -> None:
@@ -87,17 +129,23 @@ def main() -> None:
         rounds = int(os.environ.get("BENCH_ROUNDS", "2"))
         seconds = int(os.environ.get("BENCH_SECONDS", "8"))
         loads = [os.getloadavg()[0]]
+        local = urlparse(redis_url).hostname in ("127.0.0.1", "localhost", "::1")
+        redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
         for _ in range(rounds):
             for name, extra in configs.items():
                 run_env = {**env, **extra}
                 with server(run_env, "--workers", "2") as base:
+                    pids = _server_pids(base.rsplit(":", 1)[1])
+                    meter_pid = redis_pid if local and name != "unmetered" else None
                     if name == "metered_redis":
-                        with settler(run_env, Path(tmp) / "settler.log"):
+                        with settler(run_env, Path(tmp) / "settler.log") as settler_pid:
                             wrk(base + PATH, key=key, seconds=3)  # warm-up
-                            runs[name].append(wrk(base + PATH, key=key, seconds=seconds))
+                            runs[name].append(
+                                measured(base, key, seconds, [*pids, settler_pid], meter_pid)
+                            )
                     else:
                         wrk(base + PATH, key=key, seconds=3)  # warm-up
-                        runs[name].append(wrk(base + PATH, key=key, seconds=seconds))
+                        runs[name].append(measured(base, key, seconds, pids, meter_pid))
                 loads.append(os.getloadavg()[0])
         # Everything served was settled and agrees (reconcile exits non-zero otherwise), and
         # what was settled is trimmed: the stream holds nothing once all is settled.
@@ -111,6 +159,15 @@ def main() -> None:
 
     def total(name: str) -> float:
         return sum(r["requests_per_s"] for r in runs[name])
+
+    def cpu(name: str) -> float:
+        return sum(r["cpu_us_per_request"] for r in runs[name]) / len(runs[name])
+
+    cpu_ratios = {
+        f"cpu_ratio_{name}": round(cpu("unmetered") / cpu(name), 3)
+        for name in configs
+        if name != "unmetered"
+    }
 
     write_result(
         "api_rows",
@@ -127,6 +184,9 @@ def main() -> None:
             "ratio_settled_after_over_unmetered": round(
                 total("metered_redis_settled_after") / total("unmetered"), 3
             ),
+            # Unmetered CPU per request over metered (whole serving side, wrk included): what
+            # the throughput ratio is on a quiet CPU-bound machine, measured despite the load.
+            **cpu_ratios,
             "reconciled": True,
             "stream_entries_left_after_settlement": left,
             "load_average_1min_per_round": [round(x, 2) for x in loads],
