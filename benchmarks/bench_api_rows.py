@@ -5,7 +5,9 @@ anything else on the machine falls on every side; ratios are of summed throughpu
 
 - ``metered_redis``: the production layout — batching meter, access records, completions, and a
   settler *process* (`dataflow usage settle --every 5`) on the same machine, moving every record
-  into the SQL ledger while the load runs (its CPU is paid by the same 2 cores);
+  into the SQL ledger and trimming the stream while the load runs (its CPU is paid by the same 2
+  cores). The settler is a long-running process: it is started, and has finished its first
+  round, before the warm-up — its start-up (imports) is not steady-state cost;
 - ``metered_redis_settler_in_workers``: the same, but the settler runs inside the API workers
   (``DATAFLOW_SETTLE_INTERVAL=5``), which competes with request handling for their GIL;
 - ``metered_redis_settled_after``: counting, records and completions during the window, settlement
@@ -15,12 +17,16 @@ anything else on the machine falls on every side; ratios are of summed throughpu
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
 
 import redis
 
@@ -31,18 +37,65 @@ PATH = f"/v1/tables/{TABLE}/rows?municipality=3106200&limit=100"
 
 
 @contextmanager
-def settler(env: dict[str, str]) -> Iterator[None]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dataflow", "usage", "settle", "--every", "5"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def settler(env: dict[str, str], log: Path) -> Iterator[int]:
+    """`dataflow usage settle --every 5`, ready (one round done) when this yields."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dataflow", "usage", "settle", "--every", "5"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "settled" not in log.read_text():
+                assert proc.poll() is None, "settler exited: " + log.read_text()
+                assert time.monotonic() < deadline, "settler did not start"
+                time.sleep(0.2)
+            yield proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _ppid_and_cpu(pid: int) -> tuple[int, float]:
     try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1, 0.0
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(port: str) -> list[int]:
+    """The server's main process (its command line names the port) and its workers."""
+    procs = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+    main = []
+    for p in procs:
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and port.encode() in argv:
+            main.append(int(p.name))
+    # Forked workers carry the same command line: a set, so none is counted twice.
+    return sorted(set(main) | {int(p.name) for p in procs if _ppid_and_cpu(int(p.name))[0] in main})
+
+
+def measured(
+    base: str, key: str, seconds: int, pids: list[int], redis_pid: int | None
+) -> dict[str, float]:
+    """wrk's figures plus the CPU the whole serving side spent per request: server workers,
+    settler, Redis and wrk itself. The machine is shared; CPU per request is what other jobs'
+    load disturbs least (throughput on 2 cores ≈ 2 / CPU per request, when nothing else runs)."""
+    procs = pids + ([redis_pid] if redis_pid else [])
+    before = sum(_ppid_and_cpu(p)[1] for p in procs)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = wrk(base + PATH, key=key, seconds=seconds)
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = sum(_ppid_and_cpu(p)[1] for p in procs) - before
+    spent += (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
+    requests = result["requests_per_s"] * seconds
+    return {**result, "cpu_us_per_request": round(1e6 * spent / max(requests, 1.0), 1)}
 
 
 def main() -> None:
@@ -56,34 +109,65 @@ def main() -> None:
         # Counting, records and completions only; everything settles after the window.
         "metered_redis_settled_after": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
     }
+    # BENCH_DATA_DIR: a data dir whose release was built before (skips generate + build); the
+    # control-plane database is always a fresh one, so the reconcile sees this run only.
+    reuse = os.environ.get("BENCH_DATA_DIR")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATAFLOW_DATA_DIR": tmp, "DATAFLOW_REDIS_PREFIX": prefix}
-        cli(env, "data", "generate", "--items", "200000", "--seed", "1")
-        cli(env, "release", "build")
+        env = {
+            **os.environ,
+            "DATAFLOW_DATA_DIR": reuse or tmp,
+            "DATAFLOW_DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
+            "DATAFLOW_REDIS_PREFIX": prefix,
+        }
+        if not reuse:
+            items = os.environ.get("BENCH_ITEMS", "200000")
+            cli(env, "data", "generate", "--items", items, "--seed", "1")
+            cli(env, "release", "build")
         partner = cli(env, "partner", "create", "Bench", "--plan", "continuous")
         key = cli(env, "key", "create", partner)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
         rounds = int(os.environ.get("BENCH_ROUNDS", "2"))
+        seconds = int(os.environ.get("BENCH_SECONDS", "8"))
+        loads = [os.getloadavg()[0]]
+        local = urlparse(redis_url).hostname in ("127.0.0.1", "localhost", "::1")
+        redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
         for _ in range(rounds):
             for name, extra in configs.items():
                 run_env = {**env, **extra}
                 with server(run_env, "--workers", "2") as base:
+                    pids = _server_pids(base.rsplit(":", 1)[1])
+                    meter_pid = redis_pid if local and name != "unmetered" else None
                     if name == "metered_redis":
-                        with settler(run_env):
+                        with settler(run_env, Path(tmp) / "settler.log") as settler_pid:
                             wrk(base + PATH, key=key, seconds=3)  # warm-up
-                            runs[name].append(wrk(base + PATH, key=key, seconds=8))
+                            runs[name].append(
+                                measured(base, key, seconds, [*pids, settler_pid], meter_pid)
+                            )
                     else:
                         wrk(base + PATH, key=key, seconds=3)  # warm-up
-                        runs[name].append(wrk(base + PATH, key=key, seconds=8))
-        # Everything served was settled and agrees (reconcile exits non-zero otherwise).
+                        runs[name].append(measured(base, key, seconds, pids, meter_pid))
+                loads.append(os.getloadavg()[0])
+        # Everything served was settled and agrees (reconcile exits non-zero otherwise), and
+        # what was settled is trimmed: the stream holds nothing once all is settled.
         cli({**env, **metered}, "usage", "reconcile")
     client = redis.Redis.from_url(redis_url)
+    left = sum(int(client.xlen(k)) for k in client.scan_iter(match=f"{prefix}:*:log"))
+    assert left == 0, f"{left} settled stream entries were not trimmed"
     stale = list(client.scan_iter(match=f"{prefix}:*"))
     if stale:
         client.delete(*stale)
 
     def total(name: str) -> float:
         return sum(r["requests_per_s"] for r in runs[name])
+
+    def cpu(name: str) -> float:
+        return sum(r["cpu_us_per_request"] for r in runs[name]) / len(runs[name])
+
+    cpu_ratios = {
+        f"cpu_ratio_{name}": round(cpu("unmetered") / cpu(name), 3)
+        for name in configs
+        if name != "unmetered"
+    }
 
     write_result(
         "api_rows",
@@ -100,7 +184,12 @@ def main() -> None:
             "ratio_settled_after_over_unmetered": round(
                 total("metered_redis_settled_after") / total("unmetered"), 3
             ),
+            # Unmetered CPU per request over metered (whole serving side, wrk included): what
+            # the throughput ratio is on a quiet CPU-bound machine, measured despite the load.
+            **cpu_ratios,
             "reconciled": True,
+            "stream_entries_left_after_settlement": left,
+            "load_average_1min_per_round": [round(x, 2) for x in loads],
         },
     )
 

@@ -155,6 +155,8 @@ def test_cap_holds_across_two_workers_under_200_concurrent_clients(
             "agrees": True,
         }
     ]
+    # Everything was settled, so nothing is left in the stream: settled entries are trimmed.
+    assert own_redis.client().xlen(f"df:{{p:{partner}}}:log") == 0
 
 
 def test_worker_killed_under_load_loses_no_served_access(
@@ -241,3 +243,4 @@ def test_settler_killed_mid_batch_then_rerun_is_exact(tmp_path: Path, own_redis:
     assert [(r.counter, r.stream, r.records, r.ledger) for r in rows] == [(total,) * 4]
     rows = _reconcile(tmp_path, own_redis.url, month)  # and again: nothing left, nothing doubled
     assert _ledger(tmp_path, partner, month) == total and rows[0].agrees
+    assert own_redis.client().xlen(f"df:{{p:{partner}}}:log") == 0  # settled, so trimmed

@@ -10,8 +10,10 @@ import msgspec
 import pytest
 
 from dataflow.contracts.models import PartnerStatus
+from dataflow.metering import redis_meter
 from dataflow.metering.models import EntryKind, Refusal
 from dataflow.metering.protocol import Meter
+from dataflow.metering.redis_meter import RedisMeter
 from tests.metering.conftest import make_access as _access
 
 
@@ -145,3 +147,41 @@ async def test_every_access_has_a_record_in_the_stream(meter: Meter) -> None:
     assert later == [e for e in entries if e.stream_id != first_entry]
     assert await meter.read(1, entries[-1].stream_id, 100) == []
     assert await meter.partners() == [1]
+
+
+async def test_completion_reaches_the_stream_without_a_flush(meter: Meter) -> None:
+    # Completions ride along with the next acquisitions' round trip; with none coming they are
+    # sent by themselves shortly after.
+    grant = await meter.acquire(_access())
+    meter.complete(
+        msgspec.structs.replace(_access(), record_id=grant.record_id),
+        status=200,
+        nbytes=10,
+        latency_ms=1.0,
+    )
+    for _ in range(100):
+        entries = await meter.read(1, "0-0", 100)
+        if any(e.kind is EntryKind.COMPLETE for e in entries):
+            break
+        await asyncio.sleep(0.02)
+    (done,) = [e for e in entries if e.kind is EntryKind.COMPLETE]
+    assert done.ref == grant.record_id
+
+
+async def test_completions_ride_with_the_next_acquisitions(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_meter, "_COMPLETION_DELAY", 60.0)  # only a ride can carry it
+    meter = RedisMeter.from_url(redis_url, prefix=redis_prefix)  # batching: what rides along
+    first = await meter.acquire(_access())
+    meter.complete(
+        msgspec.structs.replace(_access(), record_id=first.record_id),
+        status=200,
+        nbytes=10,
+        latency_ms=1.0,
+    )
+    second = await meter.acquire(_access())  # its round trip carries the completion
+    entries = await meter.read(1, "0-0", 100)
+    await meter.aclose()
+    kinds = [e.kind for e in entries]
+    assert kinds == [EntryKind.ACCESS, EntryKind.ACCESS, EntryKind.COMPLETE] and second.allowed

@@ -81,13 +81,14 @@ async def test_settling_again_or_replaying_changes_nothing(meter: Meter, databas
     (p,) = _partners(contracts, 1)
     await _traffic(meter, [p], 25, one_by_one=True)
     repo = SettlementRepository(contracts.engine)
-    first = await settle(meter, repo, batch=10)
+    # A settler that stopped after its commits, before trimming: the stream is still whole.
+    first = await settle(meter, repo, batch=10, trim=False)
     assert (first.entries, first.batches) == (25, 3)
-    assert (await settle(meter, repo)).entries == 0  # the watermark says all is applied
+    assert (await settle(meter, repo, trim=False)).entries == 0  # the watermark says all is done
     # At-least-once delivery: the whole stream delivered again (watermark lost).
     with contracts.engine.begin() as conn:
         conn.execute(sa.delete(settlement_watermarks))
-    assert (await settle(meter, repo, batch=7)).entries == 25
+    assert (await settle(meter, repo, batch=7, trim=False)).entries == 25
     assert repo.ledger(MONTH) == {p: 25}
     assert repo.records(MONTH) == {p: 25}
 
@@ -117,3 +118,74 @@ async def test_reconcile_finds_a_counter_that_disagrees(meter: Meter, database_u
     (row,) = await reconcile_month(meter, repo, MONTH)
     assert (row.counter, row.stream, row.records, row.ledger) == (4, 4, 4, 5)
     assert not row.agrees
+
+
+async def _stream_size(meter: Meter, partner: int) -> int:
+    return len(await meter.read(partner, "0-0", 100_000))
+
+
+async def test_settled_entries_are_trimmed_and_reconcile_still_proves_agreement(
+    meter: Meter, database_url: str
+) -> None:
+    contracts = ContractsService(make_engine(database_url))
+    p1, p2 = _partners(contracts, 2)
+    await _traffic(meter, [p1, p2], 9, one_by_one=True)
+    failed = await meter.acquire(make_access(partner=p1))
+    await meter.release(
+        msgspec.structs.replace(make_access(partner=p1), record_id=failed.record_id)
+    )
+    repo = SettlementRepository(contracts.engine)
+    await settle(meter, repo, batch=4)
+    assert await _stream_size(meter, p1) == await _stream_size(meter, p2) == 0
+    await _traffic(meter, [p1], 3)  # unsettled: still in the stream, counted from there
+    assert await _stream_size(meter, p1) > 0
+    rows = await reconcile_month(meter, repo, MONTH)
+    assert [(r.partner_id, r.counter, r.stream, r.records, r.ledger) for r in rows] == [
+        (p1, 12, 12, 9, 9),
+        (p2, 9, 9, 9, 9),
+    ]
+    await settle(meter, repo)
+    rows = await reconcile_month(meter, repo, MONTH)
+    assert [(r.partner_id, r.counter, r.stream, r.records, r.ledger) for r in rows] == [
+        (p1, 12, 12, 12, 12),
+        (p2, 9, 9, 9, 9),
+    ]
+    assert all(r.agrees for r in rows)
+    # A release arriving after its access was settled and trimmed still gives the count back.
+    late = await meter.acquire(make_access(partner=p2))
+    await settle(meter, repo)
+    await meter.release(msgspec.structs.replace(make_access(partner=p2), record_id=late.record_id))
+    await settle(meter, repo)
+    assert repo.ledger(MONTH) == {p1: 12, p2: 9}
+    assert all(r.agrees for r in await reconcile_month(meter, repo, MONTH))
+
+
+async def test_crash_between_commit_and_trim_trims_next_round_without_doubling(
+    meter: Meter, database_url: str
+) -> None:
+    contracts = ContractsService(make_engine(database_url))
+    (p,) = _partners(contracts, 1)
+    await _traffic(meter, [p], 6, one_by_one=True)
+    repo = SettlementRepository(contracts.engine)
+    await settle(meter, repo, batch=4, trim=False)  # committed, killed before the trim
+    assert await _stream_size(meter, p) == 6
+    assert (await settle(meter, repo)).entries == 0
+    assert await _stream_size(meter, p) == 0
+    assert repo.ledger(MONTH) == {p: 6}
+    (row,) = await reconcile_month(meter, repo, MONTH)
+    assert (row.counter, row.stream, row.records, row.ledger) == (6, 6, 6, 6)
+
+
+async def test_concurrent_settlers_apply_each_entry_once(meter: Meter, database_url: str) -> None:
+    contracts = ContractsService(make_engine(database_url))
+    (p,) = _partners(contracts, 1)
+    await _traffic(meter, [p], 40, one_by_one=True)
+    repo = SettlementRepository(contracts.engine)
+    entries = await meter.read(p, "0-0", 1000)
+    # Two settlers read the same range; the second applies after the first committed.
+    repo.apply(p, entries[:30])
+    repo.apply(p, entries)
+    assert repo.ledger(MONTH) == {p: 40}
+    assert repo.records(MONTH) == {p: 40}
+    (row,) = await reconcile_month(meter, repo, MONTH)
+    assert row.agrees and row.stream == 40

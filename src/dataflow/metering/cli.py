@@ -75,17 +75,36 @@ async def _settle(settings: Settings, batch: int) -> dict[str, object]:
 
 
 async def _follow(settings: Settings, batch: int, every: float) -> dict[str, object]:
-    """Settle every ``every`` seconds until interrupted (a settler process beside the API)."""
-    total: dict[str, object] = {"partners": 0, "entries": 0, "batches": 0, "months": []}
+    """Settle every ``every`` seconds until interrupted (a settler process beside the API).
+
+    One meter and one engine for the whole run: each round then costs what it settles, not a
+    reconnect and a schema check. A line on stderr after each round says what it did.
+    """
+    meter = _meter(settings)
+    repo = await asyncio.to_thread(SettlementRepository, make_engine(settings.database_url))
+    entries = batches = partners = rounds = 0
     try:
         while True:
-            summary = await _settle(settings, batch)
-            for k in ("entries", "batches"):
-                total[k] = int(total[k]) + int(summary[k])  # type: ignore[call-overload]
-            total["partners"] = summary["partners"]
+            try:
+                summary = await settle(meter, repo, batch=batch)
+            except Exception as e:  # Redis or the database away: entries wait in the stream
+                err.print(f"settlement round failed ({type(e).__name__}: {e}); retrying")
+            else:
+                entries += summary.entries
+                batches += summary.batches
+                partners = summary.partners
+                err.print(
+                    f"settled {summary.entries:,} stream entries of {summary.partners} "
+                    f"partner(s) in {summary.batches} batch(es)",
+                    highlight=False,
+                )
+            rounds += 1
             await asyncio.sleep(every)
     except asyncio.CancelledError:
-        return total
+        pass
+    finally:
+        await meter.aclose()
+    return {"partners": partners, "entries": entries, "batches": batches, "rounds": rounds}
 
 
 @usage_app.command("settle")

@@ -173,10 +173,10 @@ class EmbeddedMeter:
             entries = [e for e in self._streams.get(partner_id, []) if e.order > start]
         return entries[:limit]
 
-    async def trim(self, partner_id: int, before: str) -> None:
-        cut = stream_order(before)
+    async def trim(self, partner_id: int, through: str) -> None:
+        cut = stream_order(through)
         with self._lock:
-            self._streams[partner_id] = [e for e in self._streams[partner_id] if e.order >= cut]
+            self._streams[partner_id] = [e for e in self._streams[partner_id] if e.order > cut]
 
     async def lease(self, name: str, seconds: float) -> bool:
         return True  # one process: nobody to share with

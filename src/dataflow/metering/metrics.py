@@ -31,7 +31,7 @@ METER_UNAVAILABLE = Counter(
 )
 METER_LATENCY = Histogram(
     "dataflow_meter_latency_seconds",
-    "Time from asking the meter to its answer (queueing + round trip)",
+    "Per round trip: how long its oldest request waited for the answer (queueing + round trip)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 BATCH_SIZE = Histogram(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -59,6 +60,13 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
     record_id: str = ""  # the access record's id in the meter's stream, once counted
 
 
+@lru_cache(maxsize=8)
+def _local_month_day(minute: int) -> tuple[str, date]:
+    # America/Sao_Paulo's offsets are whole hours: one UTC minute is one local calendar day.
+    local = datetime.fromtimestamp(minute * 60, UTC).astimezone(SAO_PAULO)
+    return local.strftime("%Y-%m"), local.date()
+
+
 def access_for(
     entitlement: Entitlement,
     *,
@@ -68,13 +76,14 @@ def access_for(
     member_id: int | None = None,
     release: str = "",
 ) -> Access:
-    local = at.astimezone(SAO_PAULO)
+    # Per request: the billing month and day come from a per-minute cache, not a tz conversion.
+    month, day = _local_month_day(int(at.timestamp()) // 60)
     return Access(
         partner_id=entitlement.partner_id,
         key_id=key_id,
         member_id=member_id,
-        month=local.strftime("%Y-%m"),
-        day=local.date(),
+        month=month,
+        day=day,
         table=table,
         release=release,
         cap=entitlement.monthly_cap,

@@ -42,8 +42,8 @@ class Meter(Protocol):
         """Stream entries of a partner strictly after ``after`` (``"0-0"``: from the start)."""
         ...
 
-    async def trim(self, partner_id: int, before: str) -> None:
-        """Drop stream entries older than ``before`` (already settled and past retention)."""
+    async def trim(self, partner_id: int, through: str) -> None:
+        """Drop stream entries up to and including ``through`` (settled: they live in SQL)."""
         ...
 
     async def lease(self, name: str, seconds: float) -> bool:

@@ -50,9 +50,14 @@ async def settle(
     batch: int = 5000,
     max_batches: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    trim: bool = True,
 ) -> SettleSummary:
     """Apply every partner's stream entries after its watermark, batch by batch.
 
+    ``batch`` counts stream entries (one entry carries every access of a coalesced round trip).
+    After each committed batch the stream is trimmed through the new watermark (``trim``): what
+    is settled lives in SQL, and the stream stays as long as the settler lags. A crash between
+    the commit and the trim leaves settled entries behind; the next round skips and trims them.
     ``on_batch(partner_id, entries)`` is called after each committed batch (progress).
     """
     summary = SettleSummary()
@@ -61,6 +66,8 @@ async def settle(
     for partner_id in await meter.partners():
         summary.partners += 1
         after = await asyncio.to_thread(repo.watermark, partner_id)
+        if trim:  # settled before, by a round that stopped before it trimmed
+            await _trim(meter, partner_id, after)
         while max_batches is None or summary.batches < max_batches:
             entries = await meter.read(partner_id, after, batch)
             if not entries:
@@ -71,12 +78,23 @@ async def settle(
             metrics.SETTLED.inc(len(entries))
             newest_ms = max(newest_ms, entries[-1].at_ms)
             after = entries[-1].stream_id or entries[-1].id
+            if trim:
+                await _trim(meter, partner_id, after)
             if on_batch is not None:
                 on_batch(partner_id, len(entries))
     if newest_ms:
         metrics.SETTLEMENT_LAG.set(max(0.0, time.time() - newest_ms / 1000))
     summary.months = sorted(months)
     return summary
+
+
+async def _trim(meter: Meter, partner_id: int, through: str) -> None:
+    if through == "0-0":
+        return
+    try:
+        await meter.trim(partner_id, through)
+    except Exception:  # settled entries left in the stream cost memory, not correctness
+        log.warning("could not trim partner %s's stream; next round will", partner_id)
 
 
 async def settle_month(meter: Meter, contracts: ContractsService, month: str) -> dict[int, int]:
@@ -89,7 +107,7 @@ async def settle_month(meter: Meter, contracts: ContractsService, month: str) ->
 class ReconcileRow(msgspec.Struct, kw_only=True):
     partner_id: int
     counter: int  # the meter's monthly counter
-    stream: int  # access entries of the month in the stream, less releases
+    stream: int  # access entries of the month the stream carried, less releases (see below)
     records: int  # settled access records (not released) in SQL
     ledger: int  # usage_ledger.accesses
 
@@ -98,8 +116,8 @@ class ReconcileRow(msgspec.Struct, kw_only=True):
         return self.counter == self.stream == self.records == self.ledger
 
 
-async def _stream_counts(meter: Meter, partner_id: int, month: str) -> int:
-    n, after = 0, "0-0"
+async def _stream_counts(meter: Meter, partner_id: int, month: str, after: str) -> int:
+    n = 0
     while True:
         entries = await meter.read(partner_id, after, 10_000)
         if not entries:
@@ -113,18 +131,33 @@ async def _stream_counts(meter: Meter, partner_id: int, month: str) -> int:
 async def reconcile_month(
     meter: Meter, repo: SettlementRepository, month: str
 ) -> list[ReconcileRow]:
-    """Counters, stream and ledger of every partner for the month, side by side."""
+    """Counters, stream and ledger of every partner for the month, side by side.
+
+    The stream is trimmed as it is settled, so its side is two parts that never overlap: what
+    it carried up to the watermark (tallied entry by entry when settled, in the watermark's own
+    transaction) and the entries still in Redis after the watermark. A settler committing while
+    this reads makes it read again.
+    """
     counters = await meter.counts(month)
-    ledger = await asyncio.to_thread(repo.ledger, month)
-    records = await asyncio.to_thread(repo.records, month)
-    partners = sorted(set(counters) | set(ledger) | set(records) | set(await meter.partners()))
+    for _attempt in range(5):
+        marks, tallies = await asyncio.to_thread(repo.settled_stream, month)
+        ledger = await asyncio.to_thread(repo.ledger, month)
+        records = await asyncio.to_thread(repo.records, month)
+        partners = sorted(
+            set(counters) | set(ledger) | set(records) | set(tallies) | set(await meter.partners())
+        )
+        streams = {
+            p: tallies.get(p, 0) + await _stream_counts(meter, p, month, marks.get(p, "0-0"))
+            for p in partners
+        }
+        if (await asyncio.to_thread(repo.settled_stream, month))[0] == marks:
+            break
     rows = []
     for p in partners:
-        stream = await _stream_counts(meter, p, month)
         row = ReconcileRow(
             partner_id=p,
             counter=counters.get(p, 0),
-            stream=stream,
+            stream=streams[p],
             records=records.get(p, 0),
             ledger=ledger.get(p, 0),
         )

@@ -20,7 +20,7 @@ from sqlalchemy import (
 
 from dataflow.contracts.tables import metadata
 
-__all__ = ["access_records", "settlement_watermarks"]
+__all__ = ["access_records", "settled_stream_tallies", "settlement_watermarks"]
 
 # One row per counted access, keyed by its stream id: inserting twice is a no-op, which is
 # what makes settlement idempotent (at-least-once delivery + idempotent apply).
@@ -50,4 +50,17 @@ settlement_watermarks = Table(
     Column("partner_id", Integer, primary_key=True, autoincrement=False),
     Column("last_id", String(40), nullable=False),
     Column("settled_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the streams carried, per partner and month, up to the watermark: access entries and
+# release entries, counted as they are settled (in the same transaction as the watermark). The
+# settler trims what it settled from Redis, so this is the stream's side of reconciliation for
+# the trimmed part; the part after the watermark is still read from the stream itself.
+settled_stream_tallies = Table(
+    "settled_stream_tallies",
+    metadata,
+    Column("partner_id", Integer, primary_key=True, autoincrement=False),
+    Column("month", String(7), primary_key=True),
+    Column("accesses", BigInteger, nullable=False),
+    Column("releases", BigInteger, nullable=False),
 )
