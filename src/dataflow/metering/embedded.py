@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from collections import defaultdict
 
 from dataflow.metering import metrics
@@ -18,6 +19,10 @@ from dataflow.metering.models import (
 )
 
 __all__ = ["EmbeddedMeter"]
+
+
+def _order(e: StreamEntry) -> tuple[int, int]:
+    return e.order
 
 
 class EmbeddedMeter:
@@ -168,15 +173,19 @@ class EmbeddedMeter:
             return sorted(p for p, s in self._streams.items() if s)
 
     async def read(self, partner_id: int, after: str, limit: int) -> list[StreamEntry]:
+        # Entries are appended in id order: find the start by bisection, not by a scan of every
+        # unsettled entry on the event loop each settlement round.
         start = stream_order(after)
         with self._lock:
-            entries = [e for e in self._streams.get(partner_id, []) if e.order > start]
-        return entries[:limit]
+            stream = self._streams.get(partner_id, [])
+            i = bisect_right(stream, start, key=_order)
+            return stream[i : i + limit]
 
     async def trim(self, partner_id: int, through: str) -> None:
         cut = stream_order(through)
         with self._lock:
-            self._streams[partner_id] = [e for e in self._streams[partner_id] if e.order > cut]
+            stream = self._streams[partner_id]
+            del stream[: bisect_right(stream, cut, key=_order)]
 
     async def lease(self, name: str, seconds: float) -> bool:
         return True  # one process: nobody to share with
