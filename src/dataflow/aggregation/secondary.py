@@ -22,14 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import scipy.sparse as sp
 
 from dataflow.aggregation.audit import AuditResult, audit
-from dataflow.aggregation.levels import TOTAL
+from dataflow.aggregation.hypercube import Hypercubes, TableIndex, parent_node
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
-from dataflow.aggregation.specs import TableSpec
 
 __all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "protect"]
 
@@ -43,44 +41,6 @@ class ProtectionError(RuntimeError):
     def __init__(self, key: str) -> None:
         super().__init__(f"cannot protect cell {key}")
         self.key = key
-
-
-@dataclass(slots=True)
-class TableIndex:
-    """Coordinates of one table's rows, to build boxes in its hierarchies."""
-
-    spec: TableSpec
-    tuples: list[tuple[str, ...]]
-    index: dict[tuple[str, ...], int]
-    gids: npt.NDArray[np.int64]
-    spans: list[tuple[int, int]]  # per hierarchy: slice of the level tuple
-    children: list[dict[tuple[str, ...], list[tuple[str, ...]]]]  # per hierarchy: node → kids
-
-    @classmethod
-    def build(cls, spec: TableSpec, cells: pa.Table, gids: npt.NDArray[np.int64]) -> TableIndex:
-        cols = [cells[lv].to_pylist() for lv in spec.levels]
-        tuples = list(zip(*cols, strict=True))
-        spans, start = [], 0
-        for h in spec.hierarchies:
-            spans.append((start, start + len(h.levels)))
-            start += len(h.levels)
-        children: list[dict[tuple[str, ...], list[tuple[str, ...]]]] = []
-        for a, b in spans:
-            nodes = {t[a:b] for t in tuples}
-            kids: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-            for node in sorted(nodes):
-                p = _parent(node)
-                if p is not None:
-                    kids.setdefault(p, []).append(node)
-            children.append(kids)
-        return cls(spec, tuples, {t: i for i, t in enumerate(tuples)}, gids, spans, children)
-
-
-def _parent(node: tuple[str, ...]) -> tuple[str, ...] | None:
-    depth = sum(1 for c in node if c != TOTAL)
-    if depth == 0:
-        return None
-    return (*node[: depth - 1], *([TOTAL] * (len(node) - depth + 1)))
 
 
 def cell_costs(
@@ -130,15 +90,15 @@ class _Boxes:
                 return rank(int(t.gids[r])) if r is not None else (math.inf,)
 
             chosen = [node]
-            up = _parent(node)
+            up = parent_node(node)
             while up is not None:
                 chosen.append(up)
                 parent_kids = t.children[j].get(up, [])
-                if up == _parent(node):
+                if up == parent_node(node):
                     sibs = sorted((n for n in parent_kids if n != node), key=cell_rank)
                     chosen.extend(sibs[:k])
-                up = _parent(up)
-            frontier = [n for n in chosen if n == node or _parent(n) == _parent(node)]
+                up = parent_node(up)
+            frontier = [n for n in chosen if n == node or parent_node(n) == parent_node(node)]
             while frontier:
                 nxt = []
                 for n in frontier:
@@ -227,11 +187,13 @@ def protect(
     """Primary + secondary pattern that passes the audit (or raise ``ProtectionError``)."""
     suppressed = system.sensitive.copy()
     base = cell_costs(system.value, previous)
+    weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
     boxes = _Boxes(system, tables)
+    cubes = Hypercubes(system, list(tables))
     lps = 0
     x = system.value
     need_up = system.protection * _MARGIN
-    need_down = np.minimum(system.protection, x) * _MARGIN
+    need_down = np.minimum(system.protection * _MARGIN, x)
     done_up = np.zeros(system.size, np.bool_)
     done_down = np.zeros(system.size, np.bool_)
 
@@ -247,14 +209,30 @@ def protect(
             done_up[cells[move >= need_up[cells]]] = True
             done_down[cells[-move >= need_down[cells]]] = True
 
+    def hide(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
+        suppressed[cells] = True
+        weights_all[cells] = _SUPPRESSED_COST
+        credit(cells, y)
+
+    def try_hypercube(g: int) -> None:
+        """The cheapest hypercube that moves ``g`` far enough, if one exists: no LP needed."""
+        up = float(need_up[g]) if not done_up[g] else 0.0
+        down = float(need_down[g]) if not done_down[g] else 0.0
+        if up == 0.0 and down == 0.0:
+            return
+        for cert in cubes.search(g, suppressed, base, up, down, hidden_only=False):
+            if cubes.verify(cert):
+                hide(cert.cells, cert.signs)
+
     def protect_cell(g: int, widen: int) -> None:
         nonlocal lps
-        weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
 
         def rank(c: int) -> tuple[float, ...]:
             # free cells first, then those big enough to absorb the move, then the cheapest
             return (0.0 if suppressed[c] else 1.0, float(system.value[c] < need), base[c])
 
+        if widen == 0:
+            try_hypercube(g)
         need = float(system.protection[g])
         for amount, done in ((need, done_up), (-min(need, float(x[g])), done_down)):
             if amount == 0.0 or (done[g] and widen == 0):
@@ -271,9 +249,7 @@ def protect(
                     break
             if found is None:
                 raise ProtectionError(system.keys[g])
-            suppressed[found[0]] = True
-            weights_all[found[0]] = _SUPPRESSED_COST
-            credit(*found)
+            hide(*found)
 
     order = sorted(
         np.flatnonzero(system.sensitive & (system.protection > 0)).tolist(),
@@ -284,10 +260,10 @@ def protect(
             progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
         protect_cell(g, 0)
     rounds = 1
-    result = audit(system, suppressed, all_cells=True, exact=False)
+    result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
     while not result.passed and rounds < max_rounds:
         for g in result.failures.tolist():
             protect_cell(g, min(2, rounds))
         rounds += 1
-        result = audit(system, suppressed, all_cells=True, exact=False)
+        result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
     return SecondaryResult(suppressed=suppressed, audit=result, lps=lps, rounds=rounds)
