@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -117,6 +118,22 @@ class Hypercubes:
             for row, g in enumerate(t.gids.tolist()):
                 self.where.setdefault(g, []).append((ti, row))
         self.shared = count > 1
+        # per table, per hierarchy: (codes of the other hierarchies, parent) → children present
+        self.slices: list[list[dict[tuple[tuple[str, ...], Node], tuple[list[Node], Any]]]] = []
+        for t in tables:
+            per_dim = []
+            for a, b in t.spans:
+                groups: dict[tuple[tuple[str, ...], Node], tuple[list[Node], list[int]]] = {}
+                for tup, g in zip(t.tuples, t.gids.tolist(), strict=True):
+                    node = tup[a:b]
+                    up = parent_node(node)
+                    if up is None:
+                        continue
+                    nodes, gids = groups.setdefault((tup[:a] + tup[b:], up), ([], []))
+                    nodes.append(node)
+                    gids.append(g)
+                per_dim.append({k: (n, np.array(g, np.int64)) for k, (n, g) in groups.items()})
+            self.slices.append(per_dim)
         self.matrix = relation_matrix(system)
 
     def verify(self, cert: Certificate) -> bool:
@@ -184,21 +201,27 @@ class Hypercubes:
         s = t.tuples[row]
         x = self.system.value
 
-        def rank(j: int, node: Node) -> tuple[float, ...]:
-            a, b = t.spans[j]
-            r = t.index.get((*s[:a], *node, *s[b:]))
-            if r is None:
-                return (math.inf,)
-            c = int(t.gids[r])
-            return (0.0 if suppressed[c] else 1.0, float(x[c] < need), -x[c])
+        slices = self.slices[ti]
+        others = [s[:a] + s[b:] for a, b in t.spans]
+
+        def best(j: int, parent: Node, skip: Node | None, k: int) -> list[Node]:
+            """The ``k`` best children of ``parent`` next to the cell along hierarchy ``j``:
+            hidden first, then those big enough to absorb the move, then the largest."""
+            entry = slices[j].get((others[j], parent))
+            if entry is None:
+                return []
+            nodes, g = entry
+            xs = x[g]
+            order = np.lexsort((-xs, xs < need, ~suppressed[g]))
+            out = [nodes[i] for i in order[: k + 1].tolist() if nodes[i] != skip]
+            return out[:k]
 
         def descend(j: int, node: Node) -> list[Node]:
             path = [node]
-            kids = t.children[j].get(node)
+            kids = best(j, node, None, 1)
             while kids:
-                node = min(kids, key=lambda n: rank(j, n))
-                path.append(node)
-                kids = t.children[j].get(node)
+                path.append(kids[0])
+                kids = best(j, kids[0], None, 1)
             return path
 
         dims: list[list[list[tuple[Node, float]]]] = []
@@ -207,19 +230,14 @@ class Hypercubes:
             own = descend(j, node)
             # Climb while the cell is its parent's only child here (then it equals its parent).
             cur, up = node, parent_node(node)
+            sibs: list[Node] = []
             while up is not None:
-                sibs = [n for n in t.children[j][up] if n != cur and rank(j, n)[0] < math.inf]
+                sibs = best(j, up, cur, self.options)
                 if sibs:
                     break
                 own.insert(0, up)
                 cur, up = up, parent_node(up)
-            opts: list[list[tuple[Node, float]]] = []
-            if up is not None:
-                sibs.sort(key=lambda n: rank(j, n))
-                opts = [
-                    [(n, 1.0) for n in own] + [(n, -1.0) for n in descend(j, m)]
-                    for m in sibs[: self.options]
-                ]
+            opts = [[(n, 1.0) for n in own] + [(n, -1.0) for n in descend(j, m)] for m in sibs]
             # The path from the margin down through the cell keeps every step too.
             root = list(reversed(_ancestors(own[0]))) + own
             opts.append([(n, 1.0) for n in root])

@@ -124,6 +124,7 @@ def _product(dims: list[list[tuple[str, ...]]]) -> list[tuple[str, ...]]:
 
 def _solve(
     system: CellSystem,
+    matrix: sp.csc_matrix,
     cells: npt.NDArray[np.int64],
     s: int,
     amount: float,
@@ -131,31 +132,12 @@ def _solve(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
     """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``."""
     n = len(cells)
-    pos = {int(g): i for i, g in enumerate(cells)}
-    rels: set[int] = set()
-    cr = system.cell_relations()
-    for g in cells.tolist():
-        rels.update(cr[g])
-    rows, cols, data = [], [], []
-    r = 0
-    for ri in sorted(rels):
-        members = system.relations[ri]
-        coef: dict[int, float] = {}
-        for m_i, g in enumerate(members.tolist()):
-            p = pos.get(g)
-            if p is not None:
-                coef[p] = coef.get(p, 0.0) + (1.0 if m_i == 0 else -1.0)
-        coef = {c: v for c, v in coef.items() if v != 0.0}
-        if not coef:
-            continue
-        for c, v in coef.items():
-            rows += [r, r]
-            cols += [c, n + c]
-            data += [v, -v]
-        r += 1
+    sub = matrix[:, cells].tocsr()
+    sub = sub[np.flatnonzero(np.diff(sub.indptr))]  # relations touching the box
+    r = sub.shape[0]
+    si = int(np.searchsorted(cells, s))
     scale = abs(amount)
     x = system.value[cells] / scale
-    si = pos[s]
     cost = np.concatenate([weights, weights])
     cost[si] = cost[n + si] = 0.0
     upper = np.concatenate([np.full(n, np.inf), x])
@@ -166,7 +148,7 @@ def _solve(
     else:
         lower[n + si] = upper[n + si] = min(_MARGIN, x[si])
         upper[si] = 0.0
-    a_eq = sp.csr_matrix((data, (rows, cols)), shape=(r, 2 * n))
+    a_eq = sp.hstack([sub, -sub], format="csr")
     status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
     if status != "optimal" or sol is None:
         return None
@@ -243,7 +225,7 @@ def protect(
                     cells = np.arange(system.size, dtype=np.int64)
                 else:
                     cells = np.array(sorted(boxes.box(g, box * (1 + 2 * attempt), rank)))
-                found = _solve(system, cells, g, amount, weights_all[cells])
+                found = _solve(system, cubes.matrix, cells, g, amount, weights_all[cells])
                 lps += 1
                 if found is not None:
                     break
