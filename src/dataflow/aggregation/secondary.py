@@ -33,6 +33,8 @@ __all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "pr
 
 _SUPPRESSED_COST = 1e-4
 _MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
+_CREDIT = 1.0 + 2e-5
+_AUDIT_TOL = 1e-6  # audit.py's relative slack
 
 
 class ProtectionError(RuntimeError):
@@ -176,6 +178,10 @@ def protect(
     x = system.value
     need_up = system.protection * _MARGIN
     need_down = np.minimum(system.protection * _MARGIN, x)
+    # A cell counts as protected by someone else's perturbation a little below the target (LP
+    # optima sit exactly on it, up to rounding) but still past what the audit demands.
+    credit_up = system.protection * _CREDIT
+    credit_down = np.minimum(credit_up, x - 0.25 * _AUDIT_TOL * np.maximum(1.0, x))
     done_up = np.zeros(system.size, np.bool_)
     done_down = np.zeros(system.size, np.bool_)
 
@@ -188,8 +194,8 @@ def protect(
         beta = float(np.min(xc[pos] / y[pos])) if pos.any() else np.inf
         for scale, sign in ((alpha, 1.0), (beta, -1.0)):
             move = min(scale, 1e12) * sign * y
-            done_up[cells[move >= need_up[cells]]] = True
-            done_down[cells[-move >= need_down[cells]]] = True
+            done_up[cells[move >= credit_up[cells]]] = True
+            done_down[cells[-move >= credit_down[cells]]] = True
 
     def hide(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
         suppressed[cells] = True
