@@ -34,6 +34,7 @@ __all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "pr
 _SUPPRESSED_COST = 1e-4
 _MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
 _CREDIT = 1.0 + 2e-5
+_WIDEN = (1, 3, -1)  # box sizes (× ``box``; negative: linked) tried before the whole release
 _AUDIT_TOL = 1e-6  # audit.py's relative slack
 
 
@@ -72,6 +73,20 @@ class _Boxes:
         for ti, t in enumerate(tables):
             for row, g in enumerate(t.gids.tolist()):
                 self.where.setdefault(g, []).append((ti, row))
+
+    def linked_box(
+        self,
+        g: int,
+        k: int,
+        rank: Callable[[int], tuple[float, ...]],
+        shared: npt.NDArray[np.bool_],
+    ) -> set[int]:
+        """The box, plus a small box around each of its cells that other tables publish too:
+        a linked margin can then move, with its other table compensating."""
+        out = self.box(g, k, rank)
+        for c in [c for c in out if shared[c]]:
+            out |= self.box(c, 2, rank)
+        return out
 
     def box(self, g: int, k: int, rank: Callable[[int], tuple[float, ...]]) -> set[int]:
         out: set[int] = set()
@@ -226,11 +241,14 @@ def protect(
             if amount == 0.0 or (done[g] and widen == 0):
                 continue
             found = None
-            for attempt in range(widen, 3):
-                if attempt == 2:
+            for attempt in range(widen, len(_WIDEN) + 1):
+                if attempt == len(_WIDEN):
                     cells = np.arange(system.size, dtype=np.int64)
+                elif _WIDEN[attempt] < 0:
+                    linked = boxes.linked_box(g, -box * _WIDEN[attempt], rank, cubes.shared)
+                    cells = np.array(sorted(linked))
                 else:
-                    cells = np.array(sorted(boxes.box(g, box * (1 + 2 * attempt), rank)))
+                    cells = np.array(sorted(boxes.box(g, box * _WIDEN[attempt], rank)))
                 found = _solve(system, cubes.matrix, cells, g, amount, weights_all[cells])
                 lps += 1
                 if found is not None:
@@ -251,7 +269,7 @@ def protect(
     result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
     while not result.passed and rounds < max_rounds:
         for g in result.failures.tolist():
-            protect_cell(g, min(2, rounds))
+            protect_cell(g, min(len(_WIDEN), rounds))
         rounds += 1
         result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
     return SecondaryResult(suppressed=suppressed, audit=result, lps=lps, rounds=rounds)
