@@ -230,7 +230,7 @@ def build_release(
     )
     params = {
         "tables": {s.id: msgspec.to_builtins(s.rules) for s in specs},
-        "secondary": "lp-box" if secondary else "none",
+        "secondary": "hypercube+lp-box" if secondary else "none",
         "audit": {
             "passed": report.passed,
             "failures": len(report.failures),
@@ -252,7 +252,7 @@ def build_release(
         "rules": {
             "primary": sorted({r for s in specs for r in rule_names(s.rules)}),
             "secondary": ["lp-hypercube-box"] if secondary else [],
-            "audit": "lp-interval (scipy HiGHS), all tables linked",
+            "audit": "lp-interval (HiGHS) with verified hypercube certificates, all tables linked",
             "markers": {"X": "suppressed", "-": "true zero", "..": "not applicable"},
         },
         # Values are confidential: only where they are kept internally, and their hash.
