@@ -244,6 +244,8 @@ class Hypercubes:
             dims.append(opts)
         out = []
         for combo in itertools.product(*dims):
+            if all(all(sg > 0 for _, sg in opt) for opt in combo):
+                continue  # it would move the table's grand total: never worth hiding
             cells: list[int] = []
             signs: list[float] = []
             cost = 0.0

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from dataflow.aggregation.audit import AuditResult, audit
 from dataflow.aggregation.hypercube import Hypercubes, TableIndex, parent_node
+from dataflow.aggregation.levels import TOTAL
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
 
@@ -146,8 +147,10 @@ def _solve(
     s: int,
     amount: float,
     weights: npt.NDArray[np.float64],
+    frozen: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-    """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``."""
+    """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``
+    (``frozen`` cells, per position in ``cells``, may not move)."""
     n = len(cells)
     sub = matrix[:, cells].tocsr()
     sub = sub[np.flatnonzero(np.diff(sub.indptr))]  # relations touching the box
@@ -158,6 +161,8 @@ def _solve(
     cost = np.concatenate([weights, weights])
     cost[si] = cost[n + si] = 0.0
     upper = np.concatenate([np.full(n, np.inf), x])
+    if frozen is not None:
+        upper[np.concatenate([frozen, frozen])] = 0.0
     lower = np.zeros(2 * n)
     if amount > 0:
         lower[si] = upper[si] = _MARGIN
@@ -188,6 +193,11 @@ def protect(
     base = cell_costs(system.value, previous)
     weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
     boxes = _Boxes(system, tables)
+    grand = np.zeros(system.size, np.bool_)
+    for t in tables:
+        r = t.index.get(tuple([TOTAL] * len(t.spec.levels)))
+        if r is not None:
+            grand[t.gids[r]] = True
     cubes = Hypercubes(system, list(tables))
     lps = 0
     x = system.value
@@ -249,7 +259,9 @@ def protect(
                     cells = np.array(sorted(linked))
                 else:
                     cells = np.array(sorted(boxes.box(g, box * _WIDEN[attempt], rank)))
-                found = _solve(system, cubes.matrix, cells, g, amount, weights_all[cells])
+                # Boxes never hide a table's grand total; only the whole release may.
+                frozen = None if attempt == len(_WIDEN) else grand[cells] & ~suppressed[cells]
+                found = _solve(system, cubes.matrix, cells, g, amount, weights_all[cells], frozen)
                 lps += 1
                 if found is not None:
                     break
