@@ -198,7 +198,10 @@ def _certify(
     for g in targets[system.protection[targets] > 0].tolist():
         up = max(0.0, float(need_hi[g] - x[g] - tol[g]))
         down = max(0.0, float(x[g] - need_lo[g] - tol[g]))
-        for cert in cubes.search(g, suppressed, zero, up, down, hidden_only=True):
+        found = cubes.search(g, suppressed, zero, up, down, hidden_only=True)
+        if len(found) != 1:  # not both ways by one hypercube: look wider before any LP
+            found = cubes.search(g, suppressed, zero, up, down, hidden_only=True, wide=True)
+        for cert in found:
             certs.append(cert)
             owners.append(g)
     valid = cubes.verify_all(certs)

@@ -165,6 +165,7 @@ class Hypercubes:
         need_down: float,
         *,
         hidden_only: bool,
+        wide: bool = False,
     ) -> list[Certificate]:
         """Cheapest certificates for ``g``: one moving it both ways if possible, else the best
         per direction (empty if none). ``hidden_only`` keeps to corners already hidden."""
@@ -172,7 +173,8 @@ class Hypercubes:
         best_up: Certificate | None = None
         best_down: Certificate | None = None
         for ti, row in self.where.get(g, []):
-            for cert in self._table_certs(ti, row, suppressed, weight, need_up, hidden_only):
+            certs = self._table_certs(ti, row, suppressed, weight, need_up, hidden_only, wide)
+            for cert in certs:
                 ok_up, ok_down = cert.up >= need_up, cert.down >= need_down
                 if ok_up and ok_down and (best_both is None or cert.cost < best_both.cost):
                     best_both = cert
@@ -196,6 +198,7 @@ class Hypercubes:
         weight: npt.NDArray[np.float64],
         need: float,
         hidden_only: bool,
+        wide: bool = False,
     ) -> list[Certificate]:
         t = self.tables[ti]
         s = t.tuples[row]
@@ -232,7 +235,7 @@ class Hypercubes:
             cur, up = node, parent_node(node)
             sibs: list[Node] = []
             while up is not None:
-                sibs = best(j, up, cur, self.options)
+                sibs = best(j, up, cur, 3 * self.options if wide else self.options)
                 if sibs:
                     break
                 own.insert(0, up)
