@@ -23,10 +23,11 @@ from dataflow.aggregation.audit import audit
 from dataflow.aggregation.cube import build_cells
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.generator import generate, parse_months
+from dataflow.aggregation.hypercube import TableIndex
 from dataflow.aggregation.levels import register_references
 from dataflow.aggregation.linked import build_system
 from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.secondary import TableIndex, protect
+from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import Hierarchy, SuppressionRules, TableSpec
 from dataflow.aggregation.suppression import primary
 

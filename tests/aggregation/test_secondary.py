@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from dataflow.aggregation.audit import audit
 from dataflow.aggregation.cube import cube_sql
+from dataflow.aggregation.hypercube import TableIndex
 from dataflow.aggregation.levels import register_references
 from dataflow.aggregation.linked import build_system
-from dataflow.aggregation.secondary import TableIndex, protect
+from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import Hierarchy, SuppressionRules, TableSpec
 from dataflow.aggregation.suppression import primary
 

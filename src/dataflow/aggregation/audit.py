@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from dataflow.aggregation.hypercube import Hypercubes
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
 
@@ -36,9 +37,10 @@ class AuditResult:
     lower: npt.NDArray[np.float64]  # attacker's bounds per global cell (NaN where published)
     upper: npt.NDArray[np.float64]
     failures: npt.NDArray[np.int64]  # sensitive cells whose interval is too narrow
-    components: int
+    components: int  # independent sub-systems solved by LP
     largest_component: int
     lps: int
+    certified: int = 0  # sensitive cells settled by a verified hypercube certificate
 
     @property
     def passed(self) -> bool:
@@ -171,17 +173,60 @@ def _bounds(
     return lo, hi, lps
 
 
+def _certify(
+    system: CellSystem,
+    suppressed: npt.NDArray[np.bool_],
+    cubes: Hypercubes,
+    need_lo: npt.NDArray[np.float64],
+    need_hi: npt.NDArray[np.float64],
+    tol: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Sensitive hidden cells proved protected by hypercubes of hidden cells (``hypercube.py``).
+
+    Each certificate is a point the attacker cannot exclude; all of them are checked at once
+    against every relation of the release, and a cell counts only if its points reach past both
+    ends of its protection interval. A cell needing no protection is settled by its true value.
+    """
+    x = system.value
+    lower = np.full(system.size, np.inf)
+    upper = np.full(system.size, -np.inf)
+    targets = np.flatnonzero(system.sensitive & suppressed)
+    free = targets[system.protection[targets] <= 0]
+    lower[free] = upper[free] = x[free]
+    certs, owners = [], []
+    zero = np.zeros(system.size)
+    for g in targets[system.protection[targets] > 0].tolist():
+        up = max(0.0, float(need_hi[g] - x[g] - tol[g]))
+        down = max(0.0, float(x[g] - need_lo[g] - tol[g]))
+        found = cubes.search(g, suppressed, zero, up, down, hidden_only=True)
+        if len(found) != 1:  # not both ways by one hypercube: look wider before any LP
+            found = cubes.search(g, suppressed, zero, up, down, hidden_only=True, wide=True)
+        for cert in found:
+            certs.append(cert)
+            owners.append(g)
+    valid = cubes.verify_all(certs)
+    for cert, g, ok in zip(certs, owners, valid.tolist(), strict=True):
+        if ok and suppressed[cert.cells].all() and (x[cert.cells] >= 0).all():
+            upper[g] = max(upper[g], x[g] + cert.up)
+            lower[g] = min(lower[g], x[g] - cert.down)
+    settled = (upper >= need_hi - tol) & (lower <= need_lo + tol) & system.sensitive & suppressed
+    return settled, lower, upper
+
+
 def audit(
     system: CellSystem,
     suppressed: npt.NDArray[np.bool_],
     *,
     all_cells: bool = True,
     exact: bool = True,
+    cubes: Hypercubes | None = None,
 ) -> AuditResult:
     """Bounds for suppressed cells (only the sensitive ones unless ``all_cells``) and failures.
 
     ``exact=False`` settles a cell as soon as some attacker-feasible point shows it protected
-    (same verdict, far fewer LPs); its bounds are then inner bounds (witness values).
+    (same verdict, far fewer LPs); its bounds are then inner bounds (witness values). With
+    ``cubes`` as well, verified hypercube certificates settle most sensitive cells first and LPs
+    run only for the rest, and only sensitive cells get bounds (``all_cells`` is ignored).
     """
     x = system.value
     lower = np.full(system.size, np.nan)
@@ -190,13 +235,20 @@ def audit(
     need_lo = x - np.minimum(system.protection, x)
     need_hi = x + system.protection
     tol = _REL_TOL * np.maximum(1.0, x)
-    comps = components(system, suppressed)
+    settled = np.zeros(system.size, np.bool_)
+    if cubes is not None and not exact:
+        settled, lo_c, hi_c = _certify(system, suppressed, cubes, need_lo, need_hi, tol)
+        lower[settled], upper[settled] = lo_c[settled], hi_c[settled]
+        all_cells = False
+    open_cells = suppressed & ~settled & (system.sensitive | all_cells)
+    comps = components(system, suppressed) if open_cells.any() else []
     lps = 0
+    solved = []
     for comp in comps:
-        want = np.ones(len(comp.cells), bool) if all_cells else system.sensitive[comp.cells]
-        targets = np.flatnonzero(want)
+        targets = np.flatnonzero(open_cells[comp.cells])
         if not len(targets):
             continue
+        solved.append(comp)
         c = comp.cells
         shortcut = (need_lo[c] + tol[c], need_hi[c] - tol[c]) if not exact else (None, None)
         lo, hi, n = _bounds(comp, x, targets, *shortcut)
@@ -205,12 +257,14 @@ def audit(
         upper[comp.cells[targets]] = hi
     with np.errstate(invalid="ignore"):
         weak = system.sensitive & suppressed & ((lower > need_lo + tol) | (upper < need_hi - tol))
+        weak |= system.sensitive & suppressed & (np.isnan(lower) | np.isnan(upper))
     failures = np.flatnonzero(weak | exposed)
     return AuditResult(
         lower=lower,
         upper=upper,
         failures=failures,
-        components=len(comps),
-        largest_component=max((len(c.cells) for c in comps), default=0),
+        components=len(solved),
+        largest_component=max((len(c.cells) for c in solved), default=0),
         lps=lps,
+        certified=int(settled.sum()),
     )

@@ -30,9 +30,10 @@ from dataflow import __version__
 from dataflow.aggregation.audit import AuditResult, audit
 from dataflow.aggregation.cube import TAXPAYERS, TOP, build_cells
 from dataflow.aggregation.factstore import FactStore
+from dataflow.aggregation.hypercube import Hypercubes, TableIndex
 from dataflow.aggregation.levels import register_references
 from dataflow.aggregation.linked import CellSystem, build_system, cell_identities
-from dataflow.aggregation.secondary import TableIndex, protect
+from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec, rule_names
 from dataflow.aggregation.suppression import FLAG, Primary, Reason, apply_suppression, primary
 
@@ -175,11 +176,10 @@ def build_release(
     timings["cubes"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     system = build_system(built_tables)
+    indexes = [
+        TableIndex.build(spec, cells, system.table_rows[spec.id]) for spec, cells, _ in built_tables
+    ]
     if secondary:
-        indexes = [
-            TableIndex.build(spec, cells, system.table_rows[spec.id])
-            for spec, cells, _ in built_tables
-        ]
         result = protect(
             system, indexes, previous=_previous_pattern(releases_dir, system), progress=progress
         )
@@ -189,7 +189,8 @@ def build_release(
         timings["secondary+audit"] = time.perf_counter() - t0
     else:
         suppressed = system.sensitive.copy()
-        report = audit(system, suppressed, all_cells=True, exact=False)
+        cubes = Hypercubes(system, indexes)
+        report = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
         timings["audit"] = time.perf_counter() - t0
     entries, counts, hashes = [], {}, {}
     for spec, cells, prim in built_tables:
@@ -229,13 +230,14 @@ def build_release(
     )
     params = {
         "tables": {s.id: msgspec.to_builtins(s.rules) for s in specs},
-        "secondary": "lp-box" if secondary else "none",
+        "secondary": "hypercube+lp-box" if secondary else "none",
         "audit": {
             "passed": report.passed,
             "failures": len(report.failures),
             "components": report.components,
             "largest_component": report.largest_component,
             "lps": report.lps,
+            "certified": report.certified,
         },
     }
     (staging / PARAMETERS).write_text(json.dumps(params, indent=2) + "\n")
@@ -250,7 +252,7 @@ def build_release(
         "rules": {
             "primary": sorted({r for s in specs for r in rule_names(s.rules)}),
             "secondary": ["lp-hypercube-box"] if secondary else [],
-            "audit": "lp-interval (scipy HiGHS), all tables linked",
+            "audit": "lp-interval (HiGHS) with verified hypercube certificates, all tables linked",
             "markers": {"X": "suppressed", "-": "true zero", "..": "not applicable"},
         },
         # Values are confidential: only where they are kept internally, and their hash.

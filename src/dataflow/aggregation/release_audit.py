@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow.aggregation.audit import audit
+from dataflow.aggregation.hypercube import Hypercubes, TableIndex
 from dataflow.aggregation.linked import build_system
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec
 from dataflow.aggregation.suppression import FLAG, FLAG_SUPPRESSED, Primary, Reason
@@ -43,6 +44,7 @@ class ReleaseAudit(msgspec.Struct, frozen=True, kw_only=True):
     components: int
     largest_component: int
     lps: int
+    certified: int
     seconds: float
     tables: list[TableAudit]
 
@@ -113,7 +115,9 @@ def audit_release(
     suppressed = np.zeros(system.size, np.bool_)
     for spec, _, _, hidden in tables:
         suppressed[system.table_rows[spec.id][hidden]] = True
-    report = audit(system, suppressed, all_cells=True, exact=exact)
+    indexes = [TableIndex.build(s, c, system.table_rows[s.id]) for s, c, _, _ in tables]
+    cubes = Hypercubes(system, indexes)
+    report = audit(system, suppressed, all_cells=True, exact=exact, cubes=cubes)
     failing = np.zeros(system.size, np.bool_)
     failing[report.failures] = True
     table_reports = []
@@ -122,7 +126,10 @@ def audit_release(
         if per_table:
             t0 = time.perf_counter()
             alone = build_system([(spec, cells, prim)])
-            audit(alone, hidden, all_cells=True, exact=exact)
+            alone_cubes = Hypercubes(
+                alone, [TableIndex.build(spec, cells, alone.table_rows[spec.id])]
+            )
+            audit(alone, hidden, all_cells=True, exact=exact, cubes=alone_cubes)
             seconds = round(time.perf_counter() - t0, 3)
         rows = system.table_rows[spec.id]
         table_reports.append(
@@ -143,6 +150,7 @@ def audit_release(
         components=report.components,
         largest_component=report.largest_component,
         lps=report.lps,
+        certified=report.certified,
         seconds=round(time.perf_counter() - started, 3),
         tables=table_reports,
     )

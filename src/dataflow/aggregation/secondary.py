@@ -22,19 +22,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import scipy.sparse as sp
 
 from dataflow.aggregation.audit import AuditResult, audit
+from dataflow.aggregation.hypercube import Hypercubes, TableIndex, parent_node
 from dataflow.aggregation.levels import TOTAL
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
-from dataflow.aggregation.specs import TableSpec
 
 __all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "protect"]
 
 _SUPPRESSED_COST = 1e-4
 _MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
+_CREDIT = 1.0 + 2e-5
+_WIDEN = (1, 3, -1)  # box sizes (× ``box``; negative: linked) tried before the whole release
+_AUDIT_TOL = 1e-6  # audit.py's relative slack
 
 
 class ProtectionError(RuntimeError):
@@ -43,44 +45,6 @@ class ProtectionError(RuntimeError):
     def __init__(self, key: str) -> None:
         super().__init__(f"cannot protect cell {key}")
         self.key = key
-
-
-@dataclass(slots=True)
-class TableIndex:
-    """Coordinates of one table's rows, to build boxes in its hierarchies."""
-
-    spec: TableSpec
-    tuples: list[tuple[str, ...]]
-    index: dict[tuple[str, ...], int]
-    gids: npt.NDArray[np.int64]
-    spans: list[tuple[int, int]]  # per hierarchy: slice of the level tuple
-    children: list[dict[tuple[str, ...], list[tuple[str, ...]]]]  # per hierarchy: node → kids
-
-    @classmethod
-    def build(cls, spec: TableSpec, cells: pa.Table, gids: npt.NDArray[np.int64]) -> TableIndex:
-        cols = [cells[lv].to_pylist() for lv in spec.levels]
-        tuples = list(zip(*cols, strict=True))
-        spans, start = [], 0
-        for h in spec.hierarchies:
-            spans.append((start, start + len(h.levels)))
-            start += len(h.levels)
-        children: list[dict[tuple[str, ...], list[tuple[str, ...]]]] = []
-        for a, b in spans:
-            nodes = {t[a:b] for t in tuples}
-            kids: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-            for node in sorted(nodes):
-                p = _parent(node)
-                if p is not None:
-                    kids.setdefault(p, []).append(node)
-            children.append(kids)
-        return cls(spec, tuples, {t: i for i, t in enumerate(tuples)}, gids, spans, children)
-
-
-def _parent(node: tuple[str, ...]) -> tuple[str, ...] | None:
-    depth = sum(1 for c in node if c != TOTAL)
-    if depth == 0:
-        return None
-    return (*node[: depth - 1], *([TOTAL] * (len(node) - depth + 1)))
 
 
 def cell_costs(
@@ -111,6 +75,20 @@ class _Boxes:
             for row, g in enumerate(t.gids.tolist()):
                 self.where.setdefault(g, []).append((ti, row))
 
+    def linked_box(
+        self,
+        g: int,
+        k: int,
+        rank: Callable[[int], tuple[float, ...]],
+        shared: npt.NDArray[np.bool_],
+    ) -> set[int]:
+        """The box, plus a small box around each of its cells that other tables publish too:
+        a linked margin can then move, with its other table compensating."""
+        out = self.box(g, k, rank)
+        for c in [c for c in out if shared[c]]:
+            out |= self.box(c, 2, rank)
+        return out
+
     def box(self, g: int, k: int, rank: Callable[[int], tuple[float, ...]]) -> set[int]:
         out: set[int] = set()
         for ti, row in self.where.get(g, []):
@@ -130,15 +108,15 @@ class _Boxes:
                 return rank(int(t.gids[r])) if r is not None else (math.inf,)
 
             chosen = [node]
-            up = _parent(node)
+            up = parent_node(node)
             while up is not None:
                 chosen.append(up)
                 parent_kids = t.children[j].get(up, [])
-                if up == _parent(node):
+                if up == parent_node(node):
                     sibs = sorted((n for n in parent_kids if n != node), key=cell_rank)
                     chosen.extend(sibs[:k])
-                up = _parent(up)
-            frontier = [n for n in chosen if n == node or _parent(n) == _parent(node)]
+                up = parent_node(up)
+            frontier = [n for n in chosen if n == node or parent_node(n) == parent_node(node)]
             while frontier:
                 nxt = []
                 for n in frontier:
@@ -164,41 +142,27 @@ def _product(dims: list[list[tuple[str, ...]]]) -> list[tuple[str, ...]]:
 
 def _solve(
     system: CellSystem,
+    matrix: sp.csc_matrix,
     cells: npt.NDArray[np.int64],
     s: int,
     amount: float,
     weights: npt.NDArray[np.float64],
+    frozen: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-    """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``."""
+    """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``
+    (``frozen`` cells, per position in ``cells``, may not move)."""
     n = len(cells)
-    pos = {int(g): i for i, g in enumerate(cells)}
-    rels: set[int] = set()
-    cr = system.cell_relations()
-    for g in cells.tolist():
-        rels.update(cr[g])
-    rows, cols, data = [], [], []
-    r = 0
-    for ri in sorted(rels):
-        members = system.relations[ri]
-        coef: dict[int, float] = {}
-        for m_i, g in enumerate(members.tolist()):
-            p = pos.get(g)
-            if p is not None:
-                coef[p] = coef.get(p, 0.0) + (1.0 if m_i == 0 else -1.0)
-        coef = {c: v for c, v in coef.items() if v != 0.0}
-        if not coef:
-            continue
-        for c, v in coef.items():
-            rows += [r, r]
-            cols += [c, n + c]
-            data += [v, -v]
-        r += 1
+    sub = matrix[:, cells].tocsr()
+    sub = sub[np.flatnonzero(np.diff(sub.indptr))]  # relations touching the box
+    r = sub.shape[0]
+    si = int(np.searchsorted(cells, s))
     scale = abs(amount)
     x = system.value[cells] / scale
-    si = pos[s]
     cost = np.concatenate([weights, weights])
     cost[si] = cost[n + si] = 0.0
     upper = np.concatenate([np.full(n, np.inf), x])
+    if frozen is not None:
+        upper[np.concatenate([frozen, frozen])] = 0.0
     lower = np.zeros(2 * n)
     if amount > 0:
         lower[si] = upper[si] = _MARGIN
@@ -206,7 +170,7 @@ def _solve(
     else:
         lower[n + si] = upper[n + si] = min(_MARGIN, x[si])
         upper[si] = 0.0
-    a_eq = sp.csr_matrix((data, (rows, cols)), shape=(r, 2 * n))
+    a_eq = sp.hstack([sub, -sub], format="csr")
     status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
     if status != "optimal" or sol is None:
         return None
@@ -227,11 +191,22 @@ def protect(
     """Primary + secondary pattern that passes the audit (or raise ``ProtectionError``)."""
     suppressed = system.sensitive.copy()
     base = cell_costs(system.value, previous)
+    weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
     boxes = _Boxes(system, tables)
+    grand = np.zeros(system.size, np.bool_)
+    for t in tables:
+        r = t.index.get(tuple([TOTAL] * len(t.spec.levels)))
+        if r is not None:
+            grand[t.gids[r]] = True
+    cubes = Hypercubes(system, list(tables))
     lps = 0
     x = system.value
     need_up = system.protection * _MARGIN
-    need_down = np.minimum(system.protection, x) * _MARGIN
+    need_down = np.minimum(system.protection * _MARGIN, x)
+    # A cell counts as protected by someone else's perturbation a little below the target (LP
+    # optima sit exactly on it, up to rounding) but still past what the audit demands.
+    credit_up = system.protection * _CREDIT
+    credit_down = np.minimum(credit_up, x - 0.25 * _AUDIT_TOL * np.maximum(1.0, x))
     done_up = np.zeros(system.size, np.bool_)
     done_down = np.zeros(system.size, np.bool_)
 
@@ -244,36 +219,55 @@ def protect(
         beta = float(np.min(xc[pos] / y[pos])) if pos.any() else np.inf
         for scale, sign in ((alpha, 1.0), (beta, -1.0)):
             move = min(scale, 1e12) * sign * y
-            done_up[cells[move >= need_up[cells]]] = True
-            done_down[cells[-move >= need_down[cells]]] = True
+            done_up[cells[move >= credit_up[cells]]] = True
+            done_down[cells[-move >= credit_down[cells]]] = True
+
+    def hide(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
+        suppressed[cells] = True
+        weights_all[cells] = _SUPPRESSED_COST
+        credit(cells, y)
+
+    def try_hypercube(g: int) -> None:
+        """The cheapest hypercube that moves ``g`` far enough, if one exists: no LP needed."""
+        up = float(need_up[g]) if not done_up[g] else 0.0
+        down = float(need_down[g]) if not done_down[g] else 0.0
+        if up == 0.0 and down == 0.0:
+            return
+        for cert in cubes.search(g, suppressed, base, up, down, hidden_only=False):
+            if cubes.verify(cert):
+                hide(cert.cells, cert.signs)
 
     def protect_cell(g: int, widen: int) -> None:
         nonlocal lps
-        weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
 
         def rank(c: int) -> tuple[float, ...]:
             # free cells first, then those big enough to absorb the move, then the cheapest
             return (0.0 if suppressed[c] else 1.0, float(system.value[c] < need), base[c])
 
+        if widen == 0:
+            try_hypercube(g)
         need = float(system.protection[g])
         for amount, done in ((need, done_up), (-min(need, float(x[g])), done_down)):
             if amount == 0.0 or (done[g] and widen == 0):
                 continue
             found = None
-            for attempt in range(widen, 3):
-                if attempt == 2:
+            for attempt in range(widen, len(_WIDEN) + 1):
+                if attempt == len(_WIDEN):
                     cells = np.arange(system.size, dtype=np.int64)
+                elif _WIDEN[attempt] < 0:
+                    linked = boxes.linked_box(g, -box * _WIDEN[attempt], rank, cubes.shared)
+                    cells = np.array(sorted(linked))
                 else:
-                    cells = np.array(sorted(boxes.box(g, box * (1 + 2 * attempt), rank)))
-                found = _solve(system, cells, g, amount, weights_all[cells])
+                    cells = np.array(sorted(boxes.box(g, box * _WIDEN[attempt], rank)))
+                # Boxes never hide a table's grand total; only the whole release may.
+                frozen = None if attempt == len(_WIDEN) else grand[cells] & ~suppressed[cells]
+                found = _solve(system, cubes.matrix, cells, g, amount, weights_all[cells], frozen)
                 lps += 1
                 if found is not None:
                     break
             if found is None:
                 raise ProtectionError(system.keys[g])
-            suppressed[found[0]] = True
-            weights_all[found[0]] = _SUPPRESSED_COST
-            credit(*found)
+            hide(*found)
 
     order = sorted(
         np.flatnonzero(system.sensitive & (system.protection > 0)).tolist(),
@@ -284,10 +278,10 @@ def protect(
             progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
         protect_cell(g, 0)
     rounds = 1
-    result = audit(system, suppressed, all_cells=True, exact=False)
+    result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
     while not result.passed and rounds < max_rounds:
         for g in result.failures.tolist():
-            protect_cell(g, min(2, rounds))
+            protect_cell(g, min(len(_WIDEN), rounds))
         rounds += 1
-        result = audit(system, suppressed, all_cells=True, exact=False)
+        result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
     return SecondaryResult(suppressed=suppressed, audit=result, lps=lps, rounds=rounds)
