@@ -239,9 +239,8 @@ def test_cli_generate_xml_then_ingest_prints_the_summary(tmp_path: Path) -> None
     )
     assert gen.exit_code == 0, gen.output
     assert json.loads(gen.stdout)["invoices"] == 30
-    res = runner.invoke(
-        app, ["data", "ingest", str(out), "--store", str(tmp_path / "s"), "--workers", "1"], env=env
-    )
+    # no --workers: the default (one per core) must be accepted, not rejected by ``min=1``
+    res = runner.invoke(app, ["data", "ingest", str(out), "--store", str(tmp_path / "s")], env=env)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     cancelled = len(list(out.glob("*procEventoNFe.xml")))

@@ -217,7 +217,9 @@ def data_ingest(
     store: Annotated[
         Path | None, typer.Option(help="Fact store (default: DATA_DIR/store).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Parser processes (default: CPU count).", min=1)] = 0,
+    workers: Annotated[
+        int | None, typer.Option(help="Parser processes (default: CPU count).", min=1)
+    ] = None,
     strict: Annotated[
         bool, typer.Option(help="Validate every document against the official XSD too.")
     ] = False,
