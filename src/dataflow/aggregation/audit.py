@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from dataflow.aggregation.boxes import Boxes, cheapest_perturbation
 from dataflow.aggregation.hypercube import Hypercubes
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
@@ -24,6 +25,8 @@ from dataflow.aggregation.lp import LpModel
 __all__ = ["AuditResult", "Component", "audit", "components"]
 
 _REL_TOL = 1e-6  # relative slack for the solver's tolerances
+_BOXES = (4, 12, -4)  # box sizes tried per open cell before its component LP (negative: linked)
+_RESIDUAL = 1e-9  # a box witness may miss a relation by this much, relative to its largest move
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,71 @@ def _certify(
     return settled, lower, upper
 
 
+def _box_certify(
+    system: CellSystem,
+    suppressed: npt.NDArray[np.bool_],
+    cubes: Hypercubes,
+    targets: npt.NDArray[np.int64],
+    need_lo: npt.NDArray[np.float64],
+    need_hi: npt.NDArray[np.float64],
+    tol: npt.NDArray[np.float64],
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+) -> int:
+    """Witnesses from small LPs for the cells no hypercube settles; returns the LPs solved.
+
+    For an open cell and direction, the cheapest perturbation of *hidden* cells inside a box
+    around it (``boxes.py``) that moves it past its protection level: zero outside the box, so
+    the box's columns of the relation matrix are all the relations it can touch. Each solution
+    is checked against every relation of the release (``A·y ≈ 0``, relative ``_RESIDUAL``) and
+    scaled so that no value goes negative; then ``x + t·y`` is a point the attacker cannot
+    exclude, and every cell it moves far enough (either sign) gets that bound — ``lower`` and
+    ``upper`` are widened in place.
+    """
+    x = system.value
+    boxes = Boxes(system, cubes.tables)
+    lps = 0
+
+    def rank(c: int) -> tuple[float, ...]:
+        return (0.0 if suppressed[c] else 1.0, -float(x[c]))  # hidden first, then the largest
+
+    def accept(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
+        residual = cubes.matrix[:, cells] @ y
+        if len(residual) and np.abs(residual).max() > _RESIDUAL * np.abs(y).max():
+            return
+        xc = x[cells]
+        neg, pos = y < 0, y > 0
+        alpha = min(float(np.min(xc[neg] / -y[neg])) if neg.any() else np.inf, 1e12)
+        beta = min(float(np.min(xc[pos] / y[pos])) if pos.any() else np.inf, 1e12)
+        up = np.maximum(alpha * y, -beta * y)
+        down = np.maximum(-alpha * y, beta * y)
+        upper[cells] = np.maximum(upper[cells], xc + up)
+        lower[cells] = np.minimum(lower[cells], np.maximum(xc - down, 0.0))
+
+    order = sorted(targets.tolist(), key=lambda g: (-system.protection[g], system.keys[g]))
+    for g in order:
+        for sign in (1.0, -1.0):
+            if sign > 0 and upper[g] >= need_hi[g] - tol[g]:
+                continue
+            if sign < 0 and lower[g] <= need_lo[g] + tol[g]:
+                continue
+            amount = float(need_hi[g] - x[g]) if sign > 0 else -float(x[g] - need_lo[g])
+            for k in _BOXES:
+                if k < 0:
+                    box = boxes.linked_box(g, -k, rank, cubes.shared)
+                else:
+                    box = boxes.box(g, k, rank)
+                cells = np.array(sorted(c for c in box if suppressed[c]), np.int64)
+                found = cheapest_perturbation(
+                    system, cubes.matrix, cells, g, amount, np.ones(len(cells))
+                )
+                lps += 1
+                if found is not None:
+                    accept(*found)
+                    break
+    return lps
+
+
 def audit(
     system: CellSystem,
     suppressed: npt.NDArray[np.bool_],
@@ -236,13 +304,19 @@ def audit(
     need_hi = x + system.protection
     tol = _REL_TOL * np.maximum(1.0, x)
     settled = np.zeros(system.size, np.bool_)
+    box_lps = 0
     if cubes is not None and not exact:
         settled, lo_c, hi_c = _certify(system, suppressed, cubes, need_lo, need_hi, tol)
+        targets = np.flatnonzero(system.sensitive & suppressed & ~settled)
+        box_lps = _box_certify(
+            system, suppressed, cubes, targets, need_lo, need_hi, tol, lo_c, hi_c
+        )
+        settled = (hi_c >= need_hi - tol) & (lo_c <= need_lo + tol) & system.sensitive & suppressed
         lower[settled], upper[settled] = lo_c[settled], hi_c[settled]
         all_cells = False
     open_cells = suppressed & ~settled & (system.sensitive | all_cells)
     comps = components(system, suppressed) if open_cells.any() else []
-    lps = 0
+    lps = box_lps
     solved = []
     for comp in comps:
         targets = np.flatnonzero(open_cells[comp.cells])

@@ -16,24 +16,21 @@ audit (``audit.py``) then checks the result, and any cell it flags goes round ag
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from dataflow.aggregation.audit import AuditResult, audit
-from dataflow.aggregation.hypercube import Hypercubes, TableIndex, parent_node
+from dataflow.aggregation.boxes import MARGIN, Boxes, cheapest_perturbation
+from dataflow.aggregation.hypercube import Hypercubes, TableIndex
 from dataflow.aggregation.levels import TOTAL
 from dataflow.aggregation.linked import CellSystem
-from dataflow.aggregation.lp import LpModel
 
 __all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "protect"]
 
 _SUPPRESSED_COST = 1e-4
-_MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
 _CREDIT = 1.0 + 2e-5
 _WIDEN = (1, 3, -1)  # box sizes (× ``box``; negative: linked) tried before the whole release
 _AUDIT_TOL = 1e-6  # audit.py's relative slack
@@ -66,119 +63,6 @@ class SecondaryResult:
     rounds: int
 
 
-class _Boxes:
-    def __init__(self, system: CellSystem, tables: Sequence[TableIndex]) -> None:
-        self.system = system
-        self.tables = tables
-        self.where: dict[int, list[tuple[int, int]]] = {}
-        for ti, t in enumerate(tables):
-            for row, g in enumerate(t.gids.tolist()):
-                self.where.setdefault(g, []).append((ti, row))
-
-    def linked_box(
-        self,
-        g: int,
-        k: int,
-        rank: Callable[[int], tuple[float, ...]],
-        shared: npt.NDArray[np.bool_],
-    ) -> set[int]:
-        """The box, plus a small box around each of its cells that other tables publish too:
-        a linked margin can then move, with its other table compensating."""
-        out = self.box(g, k, rank)
-        for c in [c for c in out if shared[c]]:
-            out |= self.box(c, 2, rank)
-        return out
-
-    def box(self, g: int, k: int, rank: Callable[[int], tuple[float, ...]]) -> set[int]:
-        out: set[int] = set()
-        for ti, row in self.where.get(g, []):
-            out |= self._table_box(self.tables[ti], row, k, rank)
-        return out
-
-    def _table_box(
-        self, t: TableIndex, row: int, k: int, rank: Callable[[int], tuple[float, ...]]
-    ) -> set[int]:
-        s = t.tuples[row]
-        dims: list[list[tuple[str, ...]]] = []
-        for j, (a, b) in enumerate(t.spans):
-            node = s[a:b]
-
-            def cell_rank(n: tuple[str, ...], a: int = a, b: int = b) -> tuple[float, ...]:
-                r = t.index.get((*s[:a], *n, *s[b:]))
-                return rank(int(t.gids[r])) if r is not None else (math.inf,)
-
-            chosen = [node]
-            up = parent_node(node)
-            while up is not None:
-                chosen.append(up)
-                parent_kids = t.children[j].get(up, [])
-                if up == parent_node(node):
-                    sibs = sorted((n for n in parent_kids if n != node), key=cell_rank)
-                    chosen.extend(sibs[:k])
-                up = parent_node(up)
-            frontier = [n for n in chosen if n == node or parent_node(n) == parent_node(node)]
-            while frontier:
-                nxt = []
-                for n in frontier:
-                    kids = sorted(t.children[j].get(n, []), key=cell_rank)[: max(2, k // 2)]
-                    nxt.extend(kids)
-                chosen.extend(nxt)
-                frontier = nxt
-            dims.append(list(dict.fromkeys(chosen)))
-        out = set()
-        for combo in _product(dims):
-            r = t.index.get(combo)
-            if r is not None:
-                out.add(int(t.gids[r]))
-        return out
-
-
-def _product(dims: list[list[tuple[str, ...]]]) -> list[tuple[str, ...]]:
-    acc: list[tuple[str, ...]] = [()]
-    for d in dims:
-        acc = [(*a, *n) for a in acc for n in d]
-    return acc
-
-
-def _solve(
-    system: CellSystem,
-    matrix: sp.csc_matrix,
-    cells: npt.NDArray[np.int64],
-    s: int,
-    amount: float,
-    weights: npt.NDArray[np.float64],
-    frozen: npt.NDArray[np.bool_] | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-    """Cells and values of the cheapest perturbation inside ``cells`` moving ``s`` by ``amount``
-    (``frozen`` cells, per position in ``cells``, may not move)."""
-    n = len(cells)
-    sub = matrix[:, cells].tocsr()
-    sub = sub[np.flatnonzero(np.diff(sub.indptr))]  # relations touching the box
-    r = sub.shape[0]
-    si = int(np.searchsorted(cells, s))
-    scale = abs(amount)
-    x = system.value[cells] / scale
-    cost = np.concatenate([weights, weights])
-    cost[si] = cost[n + si] = 0.0
-    upper = np.concatenate([np.full(n, np.inf), x])
-    if frozen is not None:
-        upper[np.concatenate([frozen, frozen])] = 0.0
-    lower = np.zeros(2 * n)
-    if amount > 0:
-        lower[si] = upper[si] = _MARGIN
-        upper[n + si] = 0.0
-    else:
-        lower[n + si] = upper[n + si] = min(_MARGIN, x[si])
-        upper[si] = 0.0
-    a_eq = sp.hstack([sub, -sub], format="csr")
-    status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
-    if status != "optimal" or sol is None:
-        return None
-    y = sol[:n] - sol[n:]
-    keep = np.abs(y) > 1e-7
-    return cells[keep], y[keep] * scale
-
-
 def protect(
     system: CellSystem,
     tables: Sequence[TableIndex],
@@ -192,7 +76,7 @@ def protect(
     suppressed = system.sensitive.copy()
     base = cell_costs(system.value, previous)
     weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
-    boxes = _Boxes(system, tables)
+    boxes = Boxes(system, tables)
     grand = np.zeros(system.size, np.bool_)
     for t in tables:
         r = t.index.get(tuple([TOTAL] * len(t.spec.levels)))
@@ -201,8 +85,8 @@ def protect(
     cubes = Hypercubes(system, list(tables))
     lps = 0
     x = system.value
-    need_up = system.protection * _MARGIN
-    need_down = np.minimum(system.protection * _MARGIN, x)
+    need_up = system.protection * MARGIN
+    need_down = np.minimum(system.protection * MARGIN, x)
     # A cell counts as protected by someone else's perturbation a little below the target (LP
     # optima sit exactly on it, up to rounding) but still past what the audit demands.
     credit_up = system.protection * _CREDIT
@@ -261,7 +145,9 @@ def protect(
                     cells = np.array(sorted(boxes.box(g, box * _WIDEN[attempt], rank)))
                 # Boxes never hide a table's grand total; only the whole release may.
                 frozen = None if attempt == len(_WIDEN) else grand[cells] & ~suppressed[cells]
-                found = _solve(system, cubes.matrix, cells, g, amount, weights_all[cells], frozen)
+                found = cheapest_perturbation(
+                    system, cubes.matrix, cells, g, amount, weights_all[cells], frozen
+                )
                 lps += 1
                 if found is not None:
                     break

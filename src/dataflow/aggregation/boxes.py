@@ -1,0 +1,135 @@
+"""Boxes around a cell and the cheapest perturbation inside one (one small HiGHS LP).
+
+A *box* around a cell is, per hierarchy of every table that holds the cell, its own code, its
+ancestors, a few siblings and a few descendants (the hypercube method's search space). A
+perturbation ``y`` supported on a box keeps every relation of the release when the box's own
+columns of the relation matrix do (``A[:, box]·y = 0``): cells outside the box do not move.
+Secondary suppression uses it to decide what to hide, the audit to prove a hidden cell moves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from dataflow.aggregation.hypercube import TableIndex, parent_node
+from dataflow.aggregation.linked import CellSystem
+from dataflow.aggregation.lp import LpModel
+
+__all__ = ["MARGIN", "Boxes", "cheapest_perturbation"]
+
+MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
+
+Rank = Callable[[int], tuple[float, ...]]
+
+
+class Boxes:
+    """Boxes around cells over the tables of one release."""
+
+    def __init__(self, system: CellSystem, tables: Sequence[TableIndex]) -> None:
+        self.system = system
+        self.tables = tables
+        self.where: dict[int, list[tuple[int, int]]] = {}
+        for ti, t in enumerate(tables):
+            for row, g in enumerate(t.gids.tolist()):
+                self.where.setdefault(g, []).append((ti, row))
+
+    def linked_box(self, g: int, k: int, rank: Rank, shared: npt.NDArray[np.bool_]) -> set[int]:
+        """The box, plus a small box around each of its cells that other tables publish too:
+        a linked margin can then move, with its other table compensating."""
+        out = self.box(g, k, rank)
+        for c in [c for c in out if shared[c]]:
+            out |= self.box(c, 2, rank)
+        return out
+
+    def box(self, g: int, k: int, rank: Rank) -> set[int]:
+        out: set[int] = set()
+        for ti, row in self.where.get(g, []):
+            out |= self._table_box(self.tables[ti], row, k, rank)
+        return out
+
+    def _table_box(self, t: TableIndex, row: int, k: int, rank: Rank) -> set[int]:
+        s = t.tuples[row]
+        dims: list[list[tuple[str, ...]]] = []
+        for j, (a, b) in enumerate(t.spans):
+            node = s[a:b]
+
+            def cell_rank(n: tuple[str, ...], a: int = a, b: int = b) -> tuple[float, ...]:
+                r = t.index.get((*s[:a], *n, *s[b:]))
+                return rank(int(t.gids[r])) if r is not None else (math.inf,)
+
+            chosen = [node]
+            up = parent_node(node)
+            while up is not None:
+                chosen.append(up)
+                parent_kids = t.children[j].get(up, [])
+                if up == parent_node(node):
+                    sibs = sorted((n for n in parent_kids if n != node), key=cell_rank)
+                    chosen.extend(sibs[:k])
+                up = parent_node(up)
+            frontier = [n for n in chosen if n == node or parent_node(n) == parent_node(node)]
+            while frontier:
+                nxt = []
+                for n in frontier:
+                    kids = sorted(t.children[j].get(n, []), key=cell_rank)[: max(2, k // 2)]
+                    nxt.extend(kids)
+                chosen.extend(nxt)
+                frontier = nxt
+            dims.append(list(dict.fromkeys(chosen)))
+        out = set()
+        for combo in _product(dims):
+            r = t.index.get(combo)
+            if r is not None:
+                out.add(int(t.gids[r]))
+        return out
+
+
+def _product(dims: list[list[tuple[str, ...]]]) -> list[tuple[str, ...]]:
+    acc: list[tuple[str, ...]] = [()]
+    for d in dims:
+        acc = [(*a, *n) for a in acc for n in d]
+    return acc
+
+
+def cheapest_perturbation(
+    system: CellSystem,
+    matrix: sp.csc_matrix,
+    cells: npt.NDArray[np.int64],
+    s: int,
+    amount: float,
+    weights: npt.NDArray[np.float64],
+    frozen: npt.NDArray[np.bool_] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """Cells and values of the cheapest perturbation inside ``cells`` (sorted) moving ``s`` by
+    ``amount`` (times ``MARGIN``), keeping ``x + y ≥ 0``; ``frozen`` cells (per position in
+    ``cells``) may not move. ``None`` when the box cannot do it."""
+    n = len(cells)
+    sub = matrix[:, cells].tocsr()
+    sub = sub[np.flatnonzero(np.diff(sub.indptr))]  # relations touching the box
+    r = sub.shape[0]
+    si = int(np.searchsorted(cells, s))
+    scale = abs(amount)
+    x = system.value[cells] / scale
+    cost = np.concatenate([weights, weights])
+    cost[si] = cost[n + si] = 0.0
+    upper = np.concatenate([np.full(n, np.inf), x])
+    if frozen is not None:
+        upper[np.concatenate([frozen, frozen])] = 0.0
+    lower = np.zeros(2 * n)
+    if amount > 0:
+        lower[si] = upper[si] = MARGIN
+        upper[n + si] = 0.0
+    else:
+        lower[n + si] = upper[n + si] = min(MARGIN, x[si])
+        upper[si] = 0.0
+    a_eq = sp.hstack([sub, -sub], format="csr")
+    status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
+    if status != "optimal" or sol is None:
+        return None
+    y = sol[:n] - sol[n:]
+    keep = np.abs(y) > 1e-7
+    return cells[keep], y[keep] * scale
