@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,7 +200,9 @@ class Hypercubes:
         need: float,
         hidden_only: bool,
         wide: bool = False,
-    ) -> list[Certificate]:
+    ) -> Iterator[Certificate]:
+        """Candidate hypercubes through cell ``row`` of table ``ti``, lazily: the caller stops
+        at the first one that is free and moves the cell both ways."""
         t = self.tables[ti]
         s = t.tuples[row]
         x = self.system.value
@@ -245,7 +248,6 @@ class Hypercubes:
             root = list(reversed(_ancestors(own[0]))) + own
             opts.append([(n, 1.0) for n in root])
             dims.append(opts)
-        out = []
         for combo in itertools.product(*dims):
             if all(all(sg > 0 for _, sg in opt) for opt in combo):
                 continue  # it would move the table's grand total: never worth hiding
@@ -278,13 +280,10 @@ class Hypercubes:
                 cells.append(c)
                 signs.append(sign)
             if ok:
-                out.append(
-                    Certificate(
-                        cells=np.array(cells, np.int64),
-                        signs=np.array(signs),
-                        up=up_cap,
-                        down=down_cap,
-                        cost=cost,
-                    )
+                yield Certificate(
+                    cells=np.array(cells, np.int64),
+                    signs=np.array(signs),
+                    up=up_cap,
+                    down=down_cap,
+                    cost=cost,
                 )
-        return out
