@@ -19,6 +19,7 @@ from dataflow.aggregation.levels import (
     TOTAL,
     JoinedLevel,
     level_sql,
+    per_item,
 )
 from dataflow.aggregation.schema import FACT_SCHEMA
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec
@@ -96,28 +97,45 @@ def cube_sql(spec: TableSpec, source: str) -> str:
 
     Every measure is additive over taxpayers (an invoice has one issuer), so a cell's figures are
     sums of its taxpayers' figures, and ties in the top contributions do not matter (values only).
+
+    When every level is an invoice attribute (issuer, model, time, destination), all items of an
+    invoice fall in one finest cell: one pass over the facts groups them by finest cell and
+    taxpayer (distinct invoices counted there), and the margins add those up — invoice counts
+    included — instead of grouping every item once per grouping set. A product or operation
+    level splits invoices across cells, and then each grouping set counts distinct invoices.
     """
-    per_taxpayer = {
-        "item_value": "sum(item_value)",
-        "invoice_count": "count(DISTINCT access_key)",
-        "issuer_count": "1",
-    }
-    inner = ", ".join(f"{per_taxpayer[m]} AS {m}" for m in spec.measures if m != "issuer_count")
     outer = ", ".join(
         f"count(*) AS {m}" if m == "issuer_count" else f"sum({m})::{_type(m)} AS {m}"
         for m in spec.measures
     )
     levels = ", ".join(spec.levels)
-    return f"""
-        WITH f AS ({_facts(spec, source)}),
+    counted = [m for m in spec.measures if m != "issuer_count"]
+    if all(not per_item(lv) for lv in spec.levels):
+        fine = ", ".join(f"{_PER_TAXPAYER[m]} AS {m}" for m in counted)
+        added = ", ".join(f"sum({m}) AS {m}" for m in counted)
+        grouped = f"""fine AS (
+            SELECT {levels}, issuer_root, {fine} FROM f GROUP BY {levels}, issuer_root
+        ),
         t AS (
+            SELECT {_margins(spec)}, issuer_root, {added}
+            FROM fine GROUP BY GROUPING SETS ({_sets_sql(spec, "issuer_root")})
+        )"""
+    else:
+        inner = ", ".join(f"{_PER_TAXPAYER[m]} AS {m}" for m in counted)
+        grouped = f"""t AS (
             SELECT {_margins(spec)}, issuer_root, {inner}
             FROM f GROUP BY GROUPING SETS ({_sets_sql(spec, "issuer_root")})
-        )
+        )"""
+    return f"""
+        WITH f AS ({_facts(spec, source)}),
+        {grouped}
         SELECT {levels}, {outer}, count(*) AS {TAXPAYERS},
                max({MAGNITUDE}::DOUBLE, {top_n(spec)}) AS {TOP}
         FROM t GROUP BY {levels} ORDER BY {levels}
     """
+
+
+_PER_TAXPAYER = {"item_value": "sum(item_value)", "invoice_count": "count(DISTINCT access_key)"}
 
 
 def _type(measure: str) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "family_of",
     "known_levels",
     "level_sql",
+    "per_item",
     "register_references",
 ]
 
@@ -105,6 +106,9 @@ _FAMILIES: dict[str, tuple[str, ...]] = {
     "week": ("week",),
     "destination": ("recipient_uf",),
 }
+# Families whose code is a property of the item, not of the invoice: one invoice's items can
+# fall in several cells (every other level is read from the invoice header or the issuer).
+_PER_ITEM = frozenset({"product", "operation"})
 _FAMILY_OF = {lv: (fam, rank) for fam, lvs in _FAMILIES.items() for rank, lv in enumerate(lvs)}
 
 # Published measures and the internal ones disclosure control needs.
@@ -131,6 +135,11 @@ def level_sql(level: str) -> str | JoinedLevel:
 def family_of(level: str) -> tuple[str, int]:
     """``(family, rank)`` of a level; rank grows from coarse to fine."""
     return _FAMILY_OF[level]
+
+
+def per_item(level: str) -> bool:
+    """Whether items of one invoice may differ at this level (e.g. NCM, CFOP)."""
+    return family_of(level)[0] in _PER_ITEM
 
 
 def register_references(con: duckdb.DuckDBPyConnection, datasets_dir: Path) -> None:
