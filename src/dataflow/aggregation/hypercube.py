@@ -135,6 +135,22 @@ class Hypercubes:
                     gids.append(g)
                 per_dim.append({k: (n, np.array(g, np.int64)) for k, (n, g) in groups.items()})
             self.slices.append(per_dim)
+        # per table: node ids per hierarchy, and every row's mixed-radix key (sorted) → gid
+        self.node_ids: list[list[dict[Node, int]]] = []
+        self.radix: list[list[int]] = []
+        self.keys: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        for t in tables:
+            ids = [
+                {n: i for i, n in enumerate(sorted({tup[a:b] for tup in t.tuples}))}
+                for a, b in t.spans
+            ]
+            key = np.zeros(len(t.tuples), np.int64)
+            for (a, b), m in zip(t.spans, ids, strict=True):
+                key = key * len(m) + np.array([m[tup[a:b]] for tup in t.tuples], np.int64)
+            order = np.argsort(key, kind="stable")
+            self.node_ids.append(ids)
+            self.radix.append([len(m) for m in ids])
+            self.keys.append((key[order], t.gids[order]))
         self.matrix = relation_matrix(system)
 
     def verify(self, cert: Certificate) -> bool:
@@ -173,17 +189,50 @@ class Hypercubes:
         best_both: Certificate | None = None
         best_up: Certificate | None = None
         best_down: Certificate | None = None
+        if hidden_only:
+            # Every corner is hidden (cost 0): the first candidate moving the cell both ways
+            # settles it, and candidates come lazily, hidden siblings first.
+            for ti, row in self.where.get(g, []):
+                for cert in self._hidden(
+                    ti, self._options(ti, row, suppressed, need_up, wide), suppressed
+                ):
+                    ok_up, ok_down = cert.up >= need_up, cert.down >= need_down
+                    if ok_up and ok_down:
+                        return [cert]
+                    if ok_up and best_up is None:
+                        best_up = cert
+                    if ok_down and best_down is None:
+                        best_down = cert
+            return [c for c in (best_up, best_down) if c is not None]
         for ti, row in self.where.get(g, []):
-            certs = self._table_certs(ti, row, suppressed, weight, need_up, hidden_only, wide)
-            for cert in certs:
-                ok_up, ok_down = cert.up >= need_up, cert.down >= need_down
-                if ok_up and ok_down and (best_both is None or cert.cost < best_both.cost):
+            options = self._options(ti, row, suppressed, need_up, wide)
+            cand = self._candidates(ti, options, suppressed, weight, hidden_only)
+            if cand is None:
+                continue
+            gid, sign, cost, up, down = cand
+            can_up, can_down = up >= need_up, down >= need_down
+            for ok, kind in ((can_up & can_down, 0), (can_up, 1), (can_down, 2)):
+                if not ok.any():
+                    continue
+                i = int(np.flatnonzero(ok)[np.argmin(cost[ok])])  # first of the cheapest
+                best = (best_both, best_up, best_down)[kind]
+                if best is not None and not cost[i] < best.cost:
+                    continue
+                used = sign[i] != 0
+                cert = Certificate(
+                    cells=gid[i][used],
+                    signs=sign[i][used],
+                    up=float(up[i]),
+                    down=float(down[i]),
+                    cost=float(cost[i]),
+                )
+                if kind == 0:
                     best_both = cert
                     if cert.cost == 0.0:
                         return [cert]
-                if ok_up and (best_up is None or cert.cost < best_up.cost):
+                elif kind == 1:
                     best_up = cert
-                if ok_down and (best_down is None or cert.cost < best_down.cost):
+                else:
                     best_down = cert
         if best_both is not None and (
             best_up is None or best_down is None or best_both.cost <= best_up.cost + best_down.cost
@@ -191,18 +240,11 @@ class Hypercubes:
             return [best_both]
         return [c for c in (best_up, best_down) if c is not None]
 
-    def _table_certs(
-        self,
-        ti: int,
-        row: int,
-        suppressed: npt.NDArray[np.bool_],
-        weight: npt.NDArray[np.float64],
-        need: float,
-        hidden_only: bool,
-        wide: bool = False,
-    ) -> Iterator[Certificate]:
-        """Candidate hypercubes through cell ``row`` of table ``ti``, lazily: the caller stops
-        at the first one that is free and moves the cell both ways."""
+    def _options(
+        self, ti: int, row: int, suppressed: npt.NDArray[np.bool_], need: float, wide: bool
+    ) -> list[list[list[tuple[Node, float]]]]:
+        """Per hierarchy of table ``ti``, the signed paths through cell ``row`` a hypercube
+        may combine: own path minus a sibling's (best siblings first), or the margin's path."""
         t = self.tables[ti]
         s = t.tuples[row]
         x = self.system.value
@@ -248,14 +290,23 @@ class Hypercubes:
             root = list(reversed(_ancestors(own[0]))) + own
             opts.append([(n, 1.0) for n in root])
             dims.append(opts)
+        return dims
+
+    def _hidden(
+        self,
+        ti: int,
+        dims: list[list[list[tuple[Node, float]]]],
+        suppressed: npt.NDArray[np.bool_],
+    ) -> Iterator[Certificate]:
+        """Candidates whose corners all exist and are hidden, lazily, in product order."""
+        t = self.tables[ti]
+        x = self.system.value
         for combo in itertools.product(*dims):
             if all(all(sg > 0 for _, sg in opt) for opt in combo):
-                continue  # it would move the table's grand total: never worth hiding
+                continue  # it would move the table's grand total
             cells: list[int] = []
             signs: list[float] = []
-            cost = 0.0
             up_cap = down_cap = math.inf
-            ok = True
             for corner in itertools.product(*combo):
                 key: tuple[str, ...] = ()
                 sign = 1.0
@@ -263,27 +314,82 @@ class Hypercubes:
                     key += n
                     sign *= sg
                 r = t.index.get(key)
-                if r is None:
-                    ok = False
+                if r is None or not suppressed[int(t.gids[r])]:
                     break
                 c = int(t.gids[r])
-                if not suppressed[c]:
-                    if hidden_only:
-                        ok = False
-                        break
-                    cost += float(weight[c])
-                xc = float(x[c])
                 if sign < 0:
-                    up_cap = min(up_cap, xc)
+                    up_cap = min(up_cap, float(x[c]))
                 else:
-                    down_cap = min(down_cap, xc)
+                    down_cap = min(down_cap, float(x[c]))
                 cells.append(c)
                 signs.append(sign)
-            if ok:
+            else:
                 yield Certificate(
                     cells=np.array(cells, np.int64),
                     signs=np.array(signs),
                     up=up_cap,
                     down=down_cap,
-                    cost=cost,
+                    cost=0.0,
                 )
+
+    def _candidates(
+        self,
+        ti: int,
+        dims: list[list[list[tuple[Node, float]]]],
+        suppressed: npt.NDArray[np.bool_],
+        weight: npt.NDArray[np.float64],
+        hidden_only: bool,
+    ) -> (
+        tuple[
+            npt.NDArray[np.int64],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+        ]
+        | None
+    ):
+        """Every candidate hypercube of ``dims`` (table ``ti``), in one array pass: per
+        combination (one option per hierarchy, in product order), its corners' gids and
+        signs (0 pads unused corners), cost of the corners not hidden, and how far it moves
+        the cell up and down; only valid combinations (every corner exists, hidden if
+        ``hidden_only``, not the all-margin one). ``None`` if there are none."""
+        x = self.system.value
+        ids, radix = self.node_ids[ti], self.radix[ti]
+        # an option through a node the table lacks has a missing corner in every combination
+        dims = [[o for o in opts if all(n in ids[j] for n, _ in o)] for j, opts in enumerate(dims)]
+        if not all(dims):
+            return None
+        k = len(dims)
+        shape = [len(opts) for opts in dims] + [max(len(o) for o in opts) for opts in dims]
+        key: Any = np.zeros([1] * (2 * k), np.int64)
+        sign: Any = np.ones([1] * (2 * k))
+        for j, opts in enumerate(dims):
+            codes = np.zeros((len(opts), shape[k + j]), np.int64)
+            sg = np.zeros((len(opts), shape[k + j]))
+            for i, opt in enumerate(opts):
+                codes[i, : len(opt)] = [ids[j][n] for n, _ in opt]
+                sg[i, : len(opt)] = [v for _, v in opt]
+            axes = [1] * (2 * k)
+            axes[j], axes[k + j] = shape[j], shape[k + j]
+            key = key * radix[j] + codes.reshape(axes)
+            sign = sign * sg.reshape(axes)
+        n_combos = int(np.prod(shape[:k]))
+        key = np.broadcast_to(key, shape).reshape(n_combos, -1)
+        sign = np.broadcast_to(sign, shape).reshape(n_combos, -1)
+        keys, key_gids = self.keys[ti]
+        pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+        used = sign != 0
+        gid = np.where(used, key_gids[pos], 0)
+        valid = ~(used & (keys[pos] != key)).any(axis=1) & (sign < 0).any(axis=1)
+        open_ = used & ~suppressed[gid]
+        if hidden_only:
+            valid &= ~open_.any(axis=1)
+        if not valid.any():
+            return None
+        gid, sign, open_, used = gid[valid], sign[valid], open_[valid], used[valid]
+        xg = x[gid]
+        cost = np.where(open_, weight[gid], 0.0).sum(axis=1)
+        up = np.where(sign < 0, xg, np.inf).min(axis=1)
+        down = np.where(used & (sign > 0), xg, np.inf).min(axis=1)
+        return gid, sign, cost, up, down
