@@ -142,9 +142,24 @@ def _type(measure: str) -> str:
     return "DECIMAL(38, 2)" if measure == "item_value" else "BIGINT"
 
 
-def plain_cube_sql(spec: TableSpec, source: str) -> str:
-    """The same unprotected cells by a plain GROUPING SETS query: the benchmark's baseline."""
+def plain_cube_sql(spec: TableSpec, source: str, *, pregrouped: bool = False) -> str:
+    """The same unprotected cells by a plain GROUPING SETS query: the benchmark's baseline.
+
+    ``pregrouped`` gives the plain query the same shortcut ``cube_sql`` takes (group the facts
+    by finest cell once, add up the margins) where every level is an invoice attribute, so the
+    benchmark can show what protection costs beyond that rewrite.
+    """
     measures = ", ".join(f"{MEASURE_SQL[m]} AS {m}" for m in spec.measures)
+    additive = "issuer_count" not in spec.measures  # distinct issuers do not add up
+    if pregrouped and additive and all(not per_item(lv) for lv in spec.levels):
+        levels = ", ".join(spec.levels)
+        added = ", ".join(f"sum({m})::{_type(m)} AS {m}" for m in spec.measures)
+        return f"""
+            WITH f AS ({_facts(spec, source)}),
+            fine AS (SELECT {levels}, {measures} FROM f GROUP BY {levels})
+            SELECT {_margins(spec)}, {added}
+            FROM fine GROUP BY GROUPING SETS ({_sets_sql(spec)})
+        """
     return f"""
         WITH f AS ({_facts(spec, source)})
         SELECT {_margins(spec)}, {measures}
