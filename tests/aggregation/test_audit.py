@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linprog
 
+from dataflow.aggregation.audit import _apply_witnesses, audit
+from dataflow.aggregation.cube import cube_sql
 from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.levels import TOTAL
+from dataflow.aggregation.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.levels import TOTAL, register_references
+from dataflow.aggregation.linked import CellSystem, build_system
 from dataflow.aggregation.release import AuditFailed, ReleaseSummary, build_release
 from dataflow.aggregation.release_audit import audit_release
+from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import TableSpec
+from dataflow.aggregation.suppression import primary
+
+from .test_secondary import SPEC_A, SPEC_B, _facts, item
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,3 +163,70 @@ def test_partner_attack_recovers_no_sensitive_cell(
         assert hi >= x + p - tol, (key, hi, x, p)
         checked += 1
     assert checked > 0
+
+
+def _small_system(
+    items: list[tuple[int, int, int, int, int]],
+) -> tuple[CellSystem, Hypercubes]:
+    con = duckdb.connect()
+    register_references(con, REPO / "datasets")
+    con.register("facts", _facts(items))
+    built = [
+        (s, c, primary(c, s.rules))
+        for s in (SPEC_A, SPEC_B)
+        for c in [con.sql(cube_sql(s, "facts")).to_arrow_table()]
+    ]
+    system = build_system(built)
+    indexes = [TableIndex.build(s, c, system.table_rows[s.id]) for s, c, _ in built]
+    return system, Hypercubes(system, indexes)
+
+
+@settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(st.lists(item, min_size=3, max_size=40), st.lists(st.booleans(), max_size=120))
+def test_witness_audit_agrees_with_the_exact_lp(
+    items: list[tuple[int, int, int, int, int]], extra: list[bool]
+) -> None:
+    """Witnesses (hints, hypercubes, box LPs) give the exact audit's verdict, and their bounds
+    lie inside the exact intervals: every one is a point the attacker cannot exclude."""
+    system, cubes = _small_system(items)
+    hidden = system.sensitive.copy()
+    hidden[: len(extra)] |= np.array(extra[: system.size], np.bool_)[: system.size]
+    exact = audit(system, hidden, exact=True)
+    fast = audit(system, hidden, exact=False, cubes=cubes)
+    assert set(fast.failures.tolist()) == set(exact.failures.tolist())
+    s = system.sensitive & hidden & ~np.isnan(fast.lower)
+    tol = 1e-6 * np.maximum(1.0, system.value[s])
+    assert (fast.lower[s] >= exact.lower[s] - tol).all()
+    assert (fast.upper[s] <= exact.upper[s] + tol).all()
+    # protected: secondary's perturbations as hints settle every cell, and no LP is needed
+    result = protect(system, cubes.tables)
+    assert result.audit.passed and result.audit.lps == 0
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.lists(item, min_size=3, max_size=40))
+def test_wrong_witnesses_count_for_nothing(items: list[tuple[int, int, int, int, int]]) -> None:
+    system, cubes = _small_system(items)
+    hidden = system.sensitive.copy()
+    x = system.value
+    targets = np.flatnonzero(hidden & (system.protection > 0))
+    plain = audit(system, hidden, exact=False, cubes=cubes)
+    bogus = []
+    ones = np.ones(system.size)
+    for g in targets.tolist():
+        big = np.array([10.0 * (x[g] + system.protection[g] + 1.0)])
+        bogus.append((np.array([g]), big))  # moves one cell alone: breaks its relations
+        # hypercubes through published cells keep every relation, but the attacker sees them
+        for cert in cubes.search(g, hidden, ones, 1.0, 1.0, hidden_only=False):
+            if not hidden[cert.cells].all() and cubes.verify(cert):
+                bogus.append((cert.cells, cert.signs * 1e6))
+    lower = np.full(system.size, np.inf)
+    upper = np.full(system.size, -np.inf)
+    _apply_witnesses(system, hidden, cubes, bogus, lower, upper)
+    lonely = [g for g in targets.tolist() if not any(g in m for m in system.relations)]
+    moved = np.isfinite(upper[targets]) & ~np.isin(targets, lonely)
+    assert not moved.any()
+    hinted = audit(system, hidden, exact=False, cubes=cubes, witnesses=bogus)
+    assert set(hinted.failures.tolist()) == set(plain.failures.tolist())

@@ -176,44 +176,94 @@ def _bounds(
     return lo, hi, lps
 
 
+Witness = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]  # cells, perturbation
+
+
+def _moves(
+    x: npt.NDArray[np.float64], cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """How far ``x + t·y`` (``t`` in ``[-β, α]``, the widest range keeping values
+    non-negative) moves each of ``cells`` up and down."""
+    xc = x[cells]
+    neg, pos = y < 0, y > 0
+    alpha = min(float(np.min(xc[neg] / -y[neg])) if neg.any() else np.inf, 1e12)
+    beta = min(float(np.min(xc[pos] / y[pos])) if pos.any() else np.inf, 1e12)
+    return np.maximum(alpha * y, -beta * y), np.minimum(np.maximum(-alpha * y, beta * y), xc)
+
+
+def _apply_witnesses(
+    system: CellSystem,
+    suppressed: npt.NDArray[np.bool_],
+    cubes: Hypercubes,
+    witnesses: list[Witness],
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+) -> None:
+    """Widen ``lower``/``upper`` in place by every witness that checks out.
+
+    A witness is a perturbation ``y`` of hidden cells. All of them are checked at once against
+    every relation of the release (``A·y = 0`` up to ``_RESIDUAL`` of its largest entry; a
+    hypercube's ±1 entries leave no residual at all); every cell must be hidden and every value
+    non-negative. Then ``x + t·y`` agrees with everything published for ``t`` in ``[-β, α]``
+    (values stay non-negative): a point the attacker cannot exclude, for every cell it moves.
+    """
+    if not witnesses:
+        return
+    x = system.value
+    cells = np.concatenate([c for c, _ in witnesses])
+    data = np.concatenate([y for _, y in witnesses])
+    owner = np.repeat(np.arange(len(witnesses)), [len(c) for c, _ in witnesses])
+    y_mat = sp.csc_matrix((data, (cells, owner)), shape=(system.size, len(witnesses)))
+    r = (cubes.matrix @ y_mat).tocsc()
+    r.data = np.abs(r.data)
+    residual = np.asarray(r.max(axis=0).todense()).ravel() if r.nnz else np.zeros(len(witnesses))
+    largest = np.zeros(len(witnesses))
+    np.maximum.at(largest, owner, np.abs(data))
+    ok = residual <= _RESIDUAL * largest
+    bad = ~suppressed[cells] | (x[cells] < 0)
+    ok[np.unique(owner[bad])] = False
+    for w in np.flatnonzero(ok).tolist():
+        c, y = witnesses[w]
+        up, down = _moves(x, c, y)
+        upper[c] = np.maximum(upper[c], x[c] + up)
+        lower[c] = np.minimum(lower[c], x[c] - down)
+
+
 def _certify(
     system: CellSystem,
     suppressed: npt.NDArray[np.bool_],
     cubes: Hypercubes,
+    targets: npt.NDArray[np.int64],
     need_lo: npt.NDArray[np.float64],
     need_hi: npt.NDArray[np.float64],
     tol: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Sensitive hidden cells proved protected by hypercubes of hidden cells (``hypercube.py``).
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+) -> None:
+    """Hypercubes of hidden cells (``hypercube.py``) for the ``targets`` still open; widens
+    ``lower``/``upper`` in place by those that check out (``_apply_witnesses``).
 
-    Each certificate is a point the attacker cannot exclude; all of them are checked at once
-    against every relation of the release, and a cell counts only if its points reach past both
-    ends of its protection interval. A cell needing no protection is settled by its true value.
+    A hypercube found for one cell often moves other sensitive corners far enough too: the
+    search skips cells so settled (tentatively — only verified certificates count in the end).
     """
     x = system.value
-    lower = np.full(system.size, np.inf)
-    upper = np.full(system.size, -np.inf)
-    targets = np.flatnonzero(system.sensitive & suppressed)
-    free = targets[system.protection[targets] <= 0]
-    lower[free] = upper[free] = x[free]
-    certs, owners = [], []
+    hi, lo = upper.copy(), lower.copy()
+    found_all: list[Witness] = []
     zero = np.zeros(system.size)
-    for g in targets[system.protection[targets] > 0].tolist():
+    for g in targets.tolist():
+        if hi[g] >= need_hi[g] - tol[g] and lo[g] <= need_lo[g] + tol[g]:
+            continue
         up = max(0.0, float(need_hi[g] - x[g] - tol[g]))
         down = max(0.0, float(x[g] - need_lo[g] - tol[g]))
         found = cubes.search(g, suppressed, zero, up, down, hidden_only=True)
         if len(found) != 1:  # not both ways by one hypercube: look wider before any LP
             found = cubes.search(g, suppressed, zero, up, down, hidden_only=True, wide=True)
         for cert in found:
-            certs.append(cert)
-            owners.append(g)
-    valid = cubes.verify_all(certs)
-    for cert, g, ok in zip(certs, owners, valid.tolist(), strict=True):
-        if ok and suppressed[cert.cells].all() and (x[cert.cells] >= 0).all():
-            upper[g] = max(upper[g], x[g] + cert.up)
-            lower[g] = min(lower[g], x[g] - cert.down)
-    settled = (upper >= need_hi - tol) & (lower <= need_lo + tol) & system.sensitive & suppressed
-    return settled, lower, upper
+            found_all.append((cert.cells, cert.signs))
+            u, d = _moves(x, cert.cells, cert.signs)
+            hi[cert.cells] = np.maximum(hi[cert.cells], x[cert.cells] + u)
+            lo[cert.cells] = np.minimum(lo[cert.cells], x[cert.cells] - d)
+    _apply_witnesses(system, suppressed, cubes, found_all, lower, upper)
 
 
 def _box_certify(
@@ -244,19 +294,6 @@ def _box_certify(
     def rank(c: int) -> tuple[float, ...]:
         return (0.0 if suppressed[c] else 1.0, -float(x[c]))  # hidden first, then the largest
 
-    def accept(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
-        residual = cubes.matrix[:, cells] @ y
-        if len(residual) and np.abs(residual).max() > _RESIDUAL * np.abs(y).max():
-            return
-        xc = x[cells]
-        neg, pos = y < 0, y > 0
-        alpha = min(float(np.min(xc[neg] / -y[neg])) if neg.any() else np.inf, 1e12)
-        beta = min(float(np.min(xc[pos] / y[pos])) if pos.any() else np.inf, 1e12)
-        up = np.maximum(alpha * y, -beta * y)
-        down = np.maximum(-alpha * y, beta * y)
-        upper[cells] = np.maximum(upper[cells], xc + up)
-        lower[cells] = np.minimum(lower[cells], np.maximum(xc - down, 0.0))
-
     order = sorted(targets.tolist(), key=lambda g: (-system.protection[g], system.keys[g]))
     for g in order:
         for sign in (1.0, -1.0):
@@ -276,7 +313,7 @@ def _box_certify(
                 )
                 lps += 1
                 if found is not None:
-                    accept(*found)
+                    _apply_witnesses(system, suppressed, cubes, [found], lower, upper)
                     break
     return lps
 
@@ -288,13 +325,17 @@ def audit(
     all_cells: bool = True,
     exact: bool = True,
     cubes: Hypercubes | None = None,
+    witnesses: list[Witness] | None = None,
 ) -> AuditResult:
     """Bounds for suppressed cells (only the sensitive ones unless ``all_cells``) and failures.
 
     ``exact=False`` settles a cell as soon as some attacker-feasible point shows it protected
     (same verdict, far fewer LPs); its bounds are then inner bounds (witness values). With
-    ``cubes`` as well, verified hypercube certificates settle most sensitive cells first and LPs
-    run only for the rest, and only sensitive cells get bounds (``all_cells`` is ignored).
+    ``cubes`` as well, witnesses settle most sensitive cells first — ``witnesses`` given by the
+    caller (e.g. the perturbations secondary suppression found), then hypercubes of hidden
+    cells, then box LPs — each checked here against every relation of the release, and LPs on
+    whole components run only for the rest; only sensitive cells get bounds (``all_cells`` is
+    ignored). How a witness was found does not matter: only checked witnesses count.
     """
     x = system.value
     lower = np.full(system.size, np.nan)
@@ -306,8 +347,19 @@ def audit(
     settled = np.zeros(system.size, np.bool_)
     box_lps = 0
     if cubes is not None and not exact:
-        settled, lo_c, hi_c = _certify(system, suppressed, cubes, need_lo, need_hi, tol)
-        targets = np.flatnonzero(system.sensitive & suppressed & ~settled)
+        targets = np.flatnonzero(system.sensitive & suppressed)
+        lo_c = np.full(system.size, np.inf)
+        hi_c = np.full(system.size, -np.inf)
+        free = targets[system.protection[targets] <= 0]  # settled by the true value
+        lo_c[free] = hi_c[free] = x[free]
+        _apply_witnesses(system, suppressed, cubes, witnesses or [], lo_c, hi_c)
+
+        def still_open() -> npt.NDArray[np.int64]:
+            done = (hi_c >= need_hi - tol) & (lo_c <= need_lo + tol)
+            return np.flatnonzero(system.sensitive & suppressed & ~done)
+
+        _certify(system, suppressed, cubes, still_open(), need_lo, need_hi, tol, lo_c, hi_c)
+        targets = still_open()
         box_lps = _box_certify(
             system, suppressed, cubes, targets, need_lo, need_hi, tol, lo_c, hi_c
         )

@@ -183,8 +183,9 @@ def build_release(
         result = protect(
             system, indexes, previous=_previous_pattern(releases_dir, system), progress=progress
         )
-        # protect() ends with the audit of record (``audit.audit`` sees only the pattern, never
-        # how it was found) and loops back on any cell it flags.
+        # protect() ends with the audit of record; the perturbations it found are hints the
+        # audit checks against every relation itself (only checked ones count), and it loops
+        # back on any cell the audit flags.
         suppressed, report = result.suppressed, result.audit
         timings["secondary+audit"] = time.perf_counter() - t0
     else:

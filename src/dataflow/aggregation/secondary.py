@@ -10,8 +10,10 @@ and cells suppressed in the previous release cost less, which keeps patterns sta
 
 The LP runs on a *box* around ``s`` — per hierarchy, the cell's own code, its ancestors, a few
 siblings and a few descendants (the hypercube method's search space) — in every table that holds
-``s``; if the box cannot protect ``s``, it widens, up to the whole release. The independent LP
-audit (``audit.py``) then checks the result, and any cell it flags goes round again.
+``s``; if the box cannot protect ``s``, it widens, up to the whole release. The audit
+(``audit.py``) then checks the result, and any cell it flags goes round again. It gets every
+perturbation found here as a hint, which it checks itself against every relation of the release
+(a wrong one counts for nothing); ``release audit`` re-checks a release without them.
 """
 
 from __future__ import annotations
@@ -106,7 +108,10 @@ def protect(
             done_up[cells[move >= credit_up[cells]]] = True
             done_down[cells[-move >= credit_down[cells]]] = True
 
+    witnesses: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+
     def hide(cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> None:
+        witnesses.append((cells, y))  # still valid once more cells are hidden: audit hints
         suppressed[cells] = True
         weights_all[cells] = _SUPPRESSED_COST
         credit(cells, y)
@@ -164,10 +169,10 @@ def protect(
             progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
         protect_cell(g, 0)
     rounds = 1
-    result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
+    result = audit(system, suppressed, exact=False, cubes=cubes, witnesses=witnesses)
     while not result.passed and rounds < max_rounds:
         for g in result.failures.tolist():
             protect_cell(g, min(len(_WIDEN), rounds))
         rounds += 1
-        result = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
+        result = audit(system, suppressed, exact=False, cubes=cubes, witnesses=witnesses)
     return SecondaryResult(suppressed=suppressed, audit=result, lps=lps, rounds=rounds)
