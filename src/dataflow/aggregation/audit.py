@@ -12,6 +12,7 @@ through the relations — and each component is solved on its own, which keeps t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -288,11 +289,11 @@ def _box_certify(
     ``upper`` are widened in place.
     """
     x = system.value
-    boxes = Boxes(system, cubes.tables)
+    boxes = Boxes(cubes)
     lps = 0
 
-    def rank(c: int) -> tuple[float, ...]:
-        return (0.0 if suppressed[c] else 1.0, -float(x[c]))  # hidden first, then the largest
+    def rank(c: npt.NDArray[np.int64]) -> tuple[npt.NDArray[Any], ...]:
+        return (~suppressed[c], -x[c])  # hidden first, then the largest
 
     order = sorted(targets.tolist(), key=lambda g: (-system.protection[g], system.keys[g]))
     for g in order:

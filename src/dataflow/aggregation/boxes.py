@@ -9,14 +9,14 @@ Secondary suppression uses it to decide what to hide, the audit to prove a hidde
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from dataflow.aggregation.hypercube import TableIndex, parent_node
+from dataflow.aggregation.hypercube import Hypercubes, Node, parent_node
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
 
@@ -24,19 +24,18 @@ __all__ = ["MARGIN", "Boxes", "cheapest_perturbation"]
 
 MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
 
-Rank = Callable[[int], tuple[float, ...]]
+# Sort keys of cells (given by global id), most significant first; lower ranks first.
+Rank = Callable[[npt.NDArray[np.int64]], tuple[npt.NDArray[Any], ...]]
 
 
 class Boxes:
-    """Boxes around cells over the tables of one release."""
+    """Boxes around cells over the tables of one release (``cubes`` indexes their rows)."""
 
-    def __init__(self, system: CellSystem, tables: Sequence[TableIndex]) -> None:
-        self.system = system
-        self.tables = tables
-        self.where: dict[int, list[tuple[int, int]]] = {}
-        for ti, t in enumerate(tables):
-            for row, g in enumerate(t.gids.tolist()):
-                self.where.setdefault(g, []).append((ti, row))
+    def __init__(self, cubes: Hypercubes) -> None:
+        self.system = cubes.system
+        self.tables = cubes.tables
+        self.where = cubes.where
+        self.slices = cubes.slices
 
     def linked_box(self, g: int, k: int, rank: Rank, shared: npt.NDArray[np.bool_]) -> set[int]:
         """The box, plus a small box around each of its cells that other tables publish too:
@@ -49,34 +48,47 @@ class Boxes:
     def box(self, g: int, k: int, rank: Rank) -> set[int]:
         out: set[int] = set()
         for ti, row in self.where.get(g, []):
-            out |= self._table_box(self.tables[ti], row, k, rank)
+            out |= self._table_box(ti, row, k, rank)
         return out
 
-    def _table_box(self, t: TableIndex, row: int, k: int, rank: Rank) -> set[int]:
+    def _ranked(
+        self, ti: int, j: int, others: tuple[str, ...], parent: Node, rank: Rank, count: int
+    ) -> list[Node]:
+        """The first ``count`` children of ``parent`` along hierarchy ``j`` at the other
+        hierarchies' codes ``others``: cells present by ``rank``, then absent ones in order."""
+        entry = self.slices[ti][j].get((others, parent))
+        out: list[Node] = []
+        if entry is not None:
+            nodes, gids = entry
+            keys = rank(gids)
+            order = np.lexsort(keys[::-1])[:count]
+            out = [nodes[i] for i in order.tolist()]
+        if len(out) < count:
+            have = set(entry[0]) if entry is not None else set()
+            kids = self.tables[ti].children[j].get(parent, [])
+            out += [n for n in kids if n not in have][: count - len(out)]
+        return out
+
+    def _table_box(self, ti: int, row: int, k: int, rank: Rank) -> set[int]:
+        t = self.tables[ti]
         s = t.tuples[row]
         dims: list[list[tuple[str, ...]]] = []
         for j, (a, b) in enumerate(t.spans):
             node = s[a:b]
-
-            def cell_rank(n: tuple[str, ...], a: int = a, b: int = b) -> tuple[float, ...]:
-                r = t.index.get((*s[:a], *n, *s[b:]))
-                return rank(int(t.gids[r])) if r is not None else (math.inf,)
-
+            others = s[:a] + s[b:]
             chosen = [node]
             up = parent_node(node)
             while up is not None:
                 chosen.append(up)
-                parent_kids = t.children[j].get(up, [])
                 if up == parent_node(node):
-                    sibs = sorted((n for n in parent_kids if n != node), key=cell_rank)
-                    chosen.extend(sibs[:k])
+                    sibs = self._ranked(ti, j, others, up, rank, k + 1)
+                    chosen.extend([n for n in sibs if n != node][:k])
                 up = parent_node(up)
             frontier = [n for n in chosen if n == node or parent_node(n) == parent_node(node)]
             while frontier:
                 nxt = []
                 for n in frontier:
-                    kids = sorted(t.children[j].get(n, []), key=cell_rank)[: max(2, k // 2)]
-                    nxt.extend(kids)
+                    nxt.extend(self._ranked(ti, j, others, n, rank, max(2, k // 2)))
                 chosen.extend(nxt)
                 frontier = nxt
             dims.append(list(dict.fromkeys(chosen)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -78,13 +79,13 @@ def protect(
     suppressed = system.sensitive.copy()
     base = cell_costs(system.value, previous)
     weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
-    boxes = Boxes(system, tables)
     grand = np.zeros(system.size, np.bool_)
     for t in tables:
         r = t.index.get(tuple([TOTAL] * len(t.spec.levels)))
         if r is not None:
             grand[t.gids[r]] = True
     cubes = Hypercubes(system, list(tables))
+    boxes = Boxes(cubes)
     lps = 0
     x = system.value
     need_up = system.protection * MARGIN
@@ -129,9 +130,9 @@ def protect(
     def protect_cell(g: int, widen: int) -> None:
         nonlocal lps
 
-        def rank(c: int) -> tuple[float, ...]:
+        def rank(c: npt.NDArray[np.int64]) -> tuple[npt.NDArray[Any], ...]:
             # free cells first, then those big enough to absorb the move, then the cheapest
-            return (0.0 if suppressed[c] else 1.0, float(system.value[c] < need), base[c])
+            return (~suppressed[c], system.value[c] < need, base[c])
 
         if widen == 0:
             try_hypercube(g)
