@@ -281,7 +281,9 @@ class RedisMeter:
                 keys.extend(self._rate_keys(p.access, p.at_ms))
         details = _JSON.encode(
             [
-                (p.access.key_id, p.access.table, p.access.release, p.access.member_id, p.at_ms)
+                (a.key_id, a.table, a.release, a.member_id, p.at_ms, a.outcome)
+                if (a := p.access).outcome is not None
+                else (a.key_id, a.table, a.release, a.member_id, p.at_ms)
                 for p in items
             ]
         )
@@ -405,21 +407,29 @@ def _entries(partner_id: int, stream_id: str, raw: dict[Any, Any]) -> list[Strea
     kind = f.get("t", "")
     if kind == "a":  # a granted batch: details of every request, and which were granted
         details = _JSON.decode(f["d"])
-        return [
-            StreamEntry(
-                id=f"{stream_id}.{i}",
-                stream_id=stream_id,
-                partner_id=partner_id,
-                kind=EntryKind.ACCESS,
-                month=f["m"],
-                key_id=str(details[i][0]),
-                table=str(details[i][1]),
-                release=str(details[i][2]),
-                member_id=None if details[i][3] is None else int(details[i][3]),
-                at_ms=int(details[i][4]),
+        out = []
+        for i in (int(g) for g in f["g"].split(",")):
+            d = details[i]
+            # A sixth item is the outcome (status, bytes, latency), when known at count time.
+            status, nbytes, latency = d[5] if len(d) > 5 else (None, None, None)
+            out.append(
+                StreamEntry(
+                    id=f"{stream_id}.{i}",
+                    stream_id=stream_id,
+                    partner_id=partner_id,
+                    kind=EntryKind.ACCESS,
+                    month=f["m"],
+                    key_id=str(d[0]),
+                    table=str(d[1]),
+                    release=str(d[2]),
+                    member_id=None if d[3] is None else int(d[3]),
+                    at_ms=int(d[4]),
+                    status=status,
+                    bytes=nbytes,
+                    latency_ms=latency,
+                )
             )
-            for i in (int(g) for g in f["g"].split(","))
-        ]
+        return out
     if kind == "c":
         return [
             StreamEntry(
