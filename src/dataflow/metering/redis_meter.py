@@ -95,7 +95,13 @@ class RedisMeter:
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "df", timeout: float = 2.0, batching: bool = True
+        cls,
+        url: str,
+        *,
+        prefix: str = "df",
+        timeout: float = 2.0,
+        batching: bool = True,
+        max_in_flight: int = 2,
     ) -> RedisMeter:
         # Short socket timeouts: a slow or dead Redis turns into 503s quickly, and redis-py
         # reconnects on the next command, so service resumes by itself.
@@ -108,7 +114,11 @@ class RedisMeter:
             health_check_interval=0,
         )
         return cls(
-            aioredis.Redis(connection_pool=pool), prefix=prefix, timeout=timeout, batching=batching
+            aioredis.Redis(connection_pool=pool),
+            prefix=prefix,
+            timeout=timeout,
+            batching=batching,
+            max_in_flight=max_in_flight,
         )
 
     # ---- keys: every key of a partner shares the {p:N} hash tag ----
