@@ -8,6 +8,8 @@ anything else on the machine falls on every side; ratios are of summed throughpu
   into the SQL ledger and trimming the stream while the load runs (its CPU is paid by the same 2
   cores). The settler is a long-running process: it is started, and has finished its first
   round, before the warm-up — its start-up (imports) is not steady-state cost;
+- ``metered_redis_no_linger``: the same with ``DATAFLOW_METER_LINGER_MS=0`` (every round trip
+  leaves as soon as a slot is free), to show what the linger window buys;
 - ``metered_redis_settler_in_workers``: the same, but the settler runs inside the API workers
   (``DATAFLOW_SETTLE_INTERVAL=5``), which competes with request handling for their GIL;
 - ``metered_redis_settled_after``: counting, records and completions during the window, settlement
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import redis
 
 from benchmarks.common import cli, server, write_result, wrk
@@ -91,6 +94,7 @@ def measured(base: str, key: str, seconds: int, pids: dict[str, list[int]]) -> d
     def cpu() -> dict[str, float]:
         return {part: sum(_ppid_and_cpu(p)[1] for p in ps) for part, ps in pids.items()}
 
+    batches_before = _batches(base)
     before = cpu()
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = wrk(base + PATH, key=key, seconds=seconds)
@@ -100,12 +104,30 @@ def measured(base: str, key: str, seconds: int, pids: dict[str, list[int]]) -> d
         wrk_before.ru_utime + wrk_before.ru_stime
     )
     requests = max(result["requests_per_s"] * seconds, 1.0)
+    (n0, trips0), (n1, trips1) = batches_before, _batches(base)
     per_part = {part: round(1e6 * t / requests, 1) for part, t in spent.items()}
     return {
         **result,
         "cpu_us_per_request": round(sum(per_part.values()), 1),
         "cpu_us_per_request_by_part": per_part,
+        "meter_accesses_per_round_trip": round((n1 - n0) / (trips1 - trips0), 1)
+        if trips1 > trips0
+        else None,
     }
+
+
+def _batches(base: str) -> tuple[float, float]:
+    """The meter's accesses and round trips so far (its Prometheus batch-size histogram)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    samples = {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name.startswith("dataflow_meter_batch_size_")
+    }
+    return (
+        samples.get("dataflow_meter_batch_size_sum", 0.0),
+        samples.get("dataflow_meter_batch_size_count", 0.0),
+    )
 
 
 def main() -> None:
@@ -115,6 +137,12 @@ def main() -> None:
     configs = {
         "unmetered": {"DATAFLOW_METER": "off"},
         "metered_redis": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
+        # The same, each round trip sent as soon as a slot is free (no linger window).
+        "metered_redis_no_linger": {
+            **metered,
+            "DATAFLOW_SETTLE_INTERVAL": "0",
+            "DATAFLOW_METER_LINGER_MS": "0",
+        },
         "metered_redis_settler_in_workers": {**metered, "DATAFLOW_SETTLE_INTERVAL": "5"},
         # Counting, records and completions only; everything settles after the window.
         "metered_redis_settled_after": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
@@ -153,7 +181,7 @@ def main() -> None:
                     pids = {"server": _server_pids(base.rsplit(":", 1)[1])}
                     if local and name != "unmetered":
                         pids["redis"] = [redis_pid]
-                    if name == "metered_redis":
+                    if name in ("metered_redis", "metered_redis_no_linger"):
                         with settler(run_env, Path(tmp) / "settler.log") as settler_pid:
                             wrk(base + PATH, key=key, seconds=3)  # warm-up
                             pids["settler"] = [settler_pid]
@@ -196,6 +224,7 @@ def main() -> None:
             ),
             "runs": runs,
             "ratio_metered_over_unmetered": ratio("metered_redis"),
+            "ratio_no_linger_over_unmetered": ratio("metered_redis_no_linger"),
             "ratio_settler_in_workers_over_unmetered": ratio("metered_redis_settler_in_workers"),
             "ratio_settled_after_over_unmetered": ratio("metered_redis_settled_after"),
             # Unmetered CPU per request over metered (whole serving side, wrk included): what
