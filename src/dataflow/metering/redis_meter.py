@@ -5,8 +5,10 @@ next pipeline carries one grant-n-of-m script per partner (and month and entitle
 them. When the meter is busy (a round trip left less than ``linger`` ago), the next one waits out
 the rest of that window so it carries more: on a fast loopback Redis a round trip otherwise
 returns before the next request arrives, and every request pays a round trip of its own, whose
-fixed cost (client, system calls, Redis) is most of the meter's. An idle meter sends at once. Each script touches one partner's hash-tagged keys only, so the design runs on Redis
-Cluster unchanged. The count and the access record are written in the same script, so a counted
+fixed cost (client, system calls, Redis) is most of the meter's. An idle meter sends at once.
+
+Each script touches one partner's hash-tagged keys only, so the design runs on Redis Cluster
+unchanged. The count and the access record are written in the same script, so a counted
 access always has its record; nothing is served before its script has answered.
 """
 
