@@ -222,6 +222,7 @@ def main() -> None:
                 "rows: filtered 100-row JSON page; 2 workers, 64 connections (wrk), "
                 "alternating rounds; metered = Redis meter + settler process"
             ),
+            "meter_linger_ms": float(os.environ.get("DATAFLOW_METER_LINGER_MS") or 1.0),
             "runs": runs,
             "ratio_metered_over_unmetered": ratio("metered_redis"),
             "ratio_no_linger_over_unmetered": ratio("metered_redis_no_linger"),
