@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -66,22 +66,45 @@ def _parse_nfelib(paths: list[str]) -> int:
     return len(paths)
 
 
-def _pool_rate(pool: Executor, fn: Callable[[list[str]], int], files: list[str]) -> float:
-    """Documents/s of ``fn`` over ``files`` in a warm pool."""
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pool: ProcessPoolExecutor) -> float:
+    """CPU time (user + system) used so far by this process and the pool's workers, from /proc:
+    on a shared machine, what a run costs is steadier than how long it takes."""
+    total = time.process_time()
+    for pid in pool._processes:  # the benchmark reads its own pool's pids
+        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+def _pool_rate(
+    pool: ProcessPoolExecutor, fn: Callable[[list[str]], int], files: list[str]
+) -> tuple[float, float]:
+    """(documents/s, CPU µs per document) of ``fn`` over ``files`` in a warm pool."""
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
+    cpu = _cpu_seconds(pool)
     started = time.perf_counter()
     done = sum(pool.map(fn, chunks))
-    return done / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return done / elapsed, (_cpu_seconds(pool) - cpu) / done * 1e6
 
 
-def _timed_ingest(run: Callable[[FactStore], object], store: Path) -> float:
+def _timed_ingest(
+    run: Callable[[FactStore], object], store: Path, pool: ProcessPoolExecutor | None = None
+) -> tuple[float, float]:
+    """(documents/s, CPU µs per document of this process and ``pool``) of one ingest run."""
+    cpu = _cpu_seconds(pool) if pool is not None else 0.0
     started = time.perf_counter()
     summary = run(FactStore(store))
     elapsed = time.perf_counter() - started
+    used = (_cpu_seconds(pool) - cpu) / INVOICES * 1e6 if pool is not None else 0.0
     assert getattr(summary, "loaded", INVOICES) == INVOICES, summary
     assert getattr(summary, "quarantined", 0) == 0, summary
     shutil.rmtree(store)
-    return INVOICES / elapsed
+    return INVOICES / elapsed, used
 
 
 def _cli_rate(xml_dir: Path, store: Path, workers: int) -> float:
@@ -151,29 +174,40 @@ def main() -> None:
         runs: dict[str, list[float]] = {
             k: [] for k in ("lxml", "warm", "cold", "cli", "strict", "nfelib")
         }
+        cpu: dict[str, list[float]] = {k: [] for k in ("lxml", "warm", "strict", "nfelib")}
+
+        def record(name: str, measured: tuple[float, float]) -> None:
+            runs[name].append(measured[0])
+            cpu[name].append(measured[1])
+
         try:
             _pool_rate(lxml_pool, _parse_lxml, files)  # warms the pool and the page cache
             _pool_rate(lxml_pool, _parse_nfelib, files[:workers])
             ingest([warm_dir], FactStore(tmp / "warmup"), executor=ingest_pool)
             ingest([warm_dir], FactStore(tmp / "warmup-strict"), executor=ingest_pool, strict=True)
             for i in range(ROUNDS):
-                runs["lxml"].append(_pool_rate(lxml_pool, _parse_lxml, files))
-                runs["warm"].append(
+                record("lxml", _pool_rate(lxml_pool, _parse_lxml, files))
+                record(
+                    "warm",
                     _timed_ingest(
-                        lambda s: ingest([xml_dir], s, executor=ingest_pool), tmp / f"warm{i}"
-                    )
+                        lambda s: ingest([xml_dir], s, executor=ingest_pool),
+                        tmp / f"warm{i}",
+                        ingest_pool,
+                    ),
                 )
                 runs["cold"].append(
-                    _timed_ingest(lambda s: ingest([xml_dir], s, workers=workers), tmp / f"c{i}")
+                    _timed_ingest(lambda s: ingest([xml_dir], s, workers=workers), tmp / f"c{i}")[0]
                 )
                 runs["cli"].append(_cli_rate(xml_dir, tmp / f"cli{i}", workers))
-                runs["strict"].append(
+                record(
+                    "strict",
                     _timed_ingest(
                         lambda s: ingest([xml_dir], s, executor=ingest_pool, strict=True),
                         tmp / f"strict{i}",
-                    )
+                        ingest_pool,
+                    ),
                 )
-                runs["nfelib"].append(_pool_rate(lxml_pool, _parse_nfelib, files[:NFELIB_FILES]))
+                record("nfelib", _pool_rate(lxml_pool, _parse_nfelib, files[:NFELIB_FILES]))
         finally:
             ingest_pool.shutdown()
             lxml_pool.shutdown()
@@ -199,6 +233,17 @@ def main() -> None:
             "ratio_over_lxml_parse_per_round": {
                 k: [round(x / y, 3) for x, y in zip(runs[k], runs["lxml"], strict=True)]
                 for k in ("warm", "cold", "cli")
+            },
+            "cpu_us_per_doc_best": {k: round(min(v), 1) for k, v in cpu.items()},
+            "cpu_us_per_doc_runs": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
+            # CPU time of the bare parse over CPU time of ingestion (parent + workers), per round:
+            # the same ratio as the wall-clock one on an idle machine, less disturbed by other jobs.
+            "ratio_over_lxml_parse_cpu_per_round": {
+                k: [round(x / y, 3) for x, y in zip(cpu["lxml"], cpu[k], strict=True)]
+                for k in ("warm", "strict")
+            },
+            "ratio_over_nfelib_cpu": {
+                k: round(min(cpu["nfelib"]) / min(cpu[k]), 1) for k in ("warm", "strict")
             },
             "ratio_over_nfelib_same_processes": {
                 k: round(best[k] / best["nfelib"], 1) for k in ("warm", "cold", "cli", "strict")
