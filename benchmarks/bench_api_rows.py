@@ -8,6 +8,8 @@ anything else on the machine falls on every side; ratios are of summed throughpu
   into the SQL ledger and trimming the stream while the load runs (its CPU is paid by the same 2
   cores). The settler is a long-running process: it is started, and has finished its first
   round, before the warm-up — its start-up (imports) is not steady-state cost;
+- ``metered_redis_no_linger``: the same with ``DATAFLOW_METER_LINGER_MS=0`` (every round trip
+  leaves as soon as a slot is free), to show what the linger window buys;
 - ``metered_redis_settler_in_workers``: the same, but the settler runs inside the API workers
   (``DATAFLOW_SETTLE_INTERVAL=5``), which competes with request handling for their GIL;
 - ``metered_redis_settled_after``: counting, records and completions during the window, settlement
@@ -26,8 +28,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import redis
 
 from benchmarks.common import cli, server, write_result, wrk
@@ -81,21 +85,49 @@ def _server_pids(port: str) -> list[int]:
     return sorted(set(main) | {int(p.name) for p in procs if _ppid_and_cpu(int(p.name))[0] in main})
 
 
-def measured(
-    base: str, key: str, seconds: int, pids: list[int], redis_pid: int | None
-) -> dict[str, float]:
+def measured(base: str, key: str, seconds: int, pids: dict[str, list[int]]) -> dict[str, object]:
     """wrk's figures plus the CPU the whole serving side spent per request: server workers,
-    settler, Redis and wrk itself. The machine is shared; CPU per request is what other jobs'
-    load disturbs least (throughput on 2 cores ≈ 2 / CPU per request, when nothing else runs)."""
-    procs = pids + ([redis_pid] if redis_pid else [])
-    before = sum(_ppid_and_cpu(p)[1] for p in procs)
+    settler, Redis and wrk itself, in all and per part. The machine is shared; CPU per request
+    is what other jobs' load disturbs least (throughput on 2 cores ≈ 2 / CPU per request, when
+    nothing else runs)."""
+
+    def cpu() -> dict[str, float]:
+        return {part: sum(_ppid_and_cpu(p)[1] for p in ps) for part, ps in pids.items()}
+
+    batches_before = _batches(base)
+    before = cpu()
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = wrk(base + PATH, key=key, seconds=seconds)
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    spent = sum(_ppid_and_cpu(p)[1] for p in procs) - before
-    spent += (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
-    requests = result["requests_per_s"] * seconds
-    return {**result, "cpu_us_per_request": round(1e6 * spent / max(requests, 1.0), 1)}
+    spent = {part: t - before[part] for part, t in cpu().items()}
+    spent["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (
+        wrk_before.ru_utime + wrk_before.ru_stime
+    )
+    requests = max(result["requests_per_s"] * seconds, 1.0)
+    (n0, trips0), (n1, trips1) = batches_before, _batches(base)
+    per_part = {part: round(1e6 * t / requests, 1) for part, t in spent.items()}
+    return {
+        **result,
+        "cpu_us_per_request": round(sum(per_part.values()), 1),
+        "cpu_us_per_request_by_part": per_part,
+        "meter_accesses_per_round_trip": round((n1 - n0) / (trips1 - trips0), 1)
+        if trips1 > trips0
+        else None,
+    }
+
+
+def _batches(base: str) -> tuple[float, float]:
+    """The meter's accesses and round trips so far (its Prometheus batch-size histogram)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    samples = {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name.startswith("dataflow_meter_batch_size_")
+    }
+    return (
+        samples.get("dataflow_meter_batch_size_sum", 0.0),
+        samples.get("dataflow_meter_batch_size_count", 0.0),
+    )
 
 
 def main() -> None:
@@ -105,10 +137,21 @@ def main() -> None:
     configs = {
         "unmetered": {"DATAFLOW_METER": "off"},
         "metered_redis": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
+        # The same, each round trip sent as soon as a slot is free (no linger window).
+        "metered_redis_no_linger": {
+            **metered,
+            "DATAFLOW_SETTLE_INTERVAL": "0",
+            "DATAFLOW_METER_LINGER_MS": "0",
+        },
         "metered_redis_settler_in_workers": {**metered, "DATAFLOW_SETTLE_INTERVAL": "5"},
         # Counting, records and completions only; everything settles after the window.
         "metered_redis_settled_after": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
     }
+    # BENCH_CONFIGS: a comma-separated subset (quick A/B runs); unmetered always runs.
+    wanted = os.environ.get("BENCH_CONFIGS")
+    if wanted:
+        keep = {"unmetered", *wanted.split(",")}
+        configs = {name: extra for name, extra in configs.items() if name in keep}
     # BENCH_DATA_DIR: a data dir whose release was built before (skips generate + build); the
     # control-plane database is always a fresh one, so the reconcile sees this run only.
     reuse = os.environ.get("BENCH_DATA_DIR")
@@ -125,7 +168,7 @@ def main() -> None:
             cli(env, "release", "build")
         partner = cli(env, "partner", "create", "Bench", "--plan", "continuous")
         key = cli(env, "key", "create", partner)
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
         rounds = int(os.environ.get("BENCH_ROUNDS", "2"))
         seconds = int(os.environ.get("BENCH_SECONDS", "8"))
         loads = [os.getloadavg()[0]]
@@ -135,17 +178,17 @@ def main() -> None:
             for name, extra in configs.items():
                 run_env = {**env, **extra}
                 with server(run_env, "--workers", "2") as base:
-                    pids = _server_pids(base.rsplit(":", 1)[1])
-                    meter_pid = redis_pid if local and name != "unmetered" else None
-                    if name == "metered_redis":
+                    pids = {"server": _server_pids(base.rsplit(":", 1)[1])}
+                    if local and name != "unmetered":
+                        pids["redis"] = [redis_pid]
+                    if name in ("metered_redis", "metered_redis_no_linger"):
                         with settler(run_env, Path(tmp) / "settler.log") as settler_pid:
                             wrk(base + PATH, key=key, seconds=3)  # warm-up
-                            runs[name].append(
-                                measured(base, key, seconds, [*pids, settler_pid], meter_pid)
-                            )
+                            pids["settler"] = [settler_pid]
+                            runs[name].append(measured(base, key, seconds, pids))
                     else:
                         wrk(base + PATH, key=key, seconds=3)  # warm-up
-                        runs[name].append(measured(base, key, seconds, pids, meter_pid))
+                        runs[name].append(measured(base, key, seconds, pids))
                 loads.append(os.getloadavg()[0])
         # Everything served was settled and agrees (reconcile exits non-zero otherwise), and
         # what was settled is trimmed: the stream holds nothing once all is settled.
@@ -163,6 +206,9 @@ def main() -> None:
     def cpu(name: str) -> float:
         return sum(r["cpu_us_per_request"] for r in runs[name]) / len(runs[name])
 
+    def ratio(name: str) -> float | None:
+        return round(total(name) / total("unmetered"), 3) if name in runs else None
+
     cpu_ratios = {
         f"cpu_ratio_{name}": round(cpu("unmetered") / cpu(name), 3)
         for name in configs
@@ -176,14 +222,12 @@ def main() -> None:
                 "rows: filtered 100-row JSON page; 2 workers, 64 connections (wrk), "
                 "alternating rounds; metered = Redis meter + settler process"
             ),
+            "meter_linger_ms": float(os.environ.get("DATAFLOW_METER_LINGER_MS") or 1.0),
             "runs": runs,
-            "ratio_metered_over_unmetered": round(total("metered_redis") / total("unmetered"), 3),
-            "ratio_settler_in_workers_over_unmetered": round(
-                total("metered_redis_settler_in_workers") / total("unmetered"), 3
-            ),
-            "ratio_settled_after_over_unmetered": round(
-                total("metered_redis_settled_after") / total("unmetered"), 3
-            ),
+            "ratio_metered_over_unmetered": ratio("metered_redis"),
+            "ratio_no_linger_over_unmetered": ratio("metered_redis_no_linger"),
+            "ratio_settler_in_workers_over_unmetered": ratio("metered_redis_settler_in_workers"),
+            "ratio_settled_after_over_unmetered": ratio("metered_redis_settled_after"),
             # Unmetered CPU per request over metered (whole serving side, wrk included): what
             # the throughput ratio is on a quiet CPU-bound machine, measured despite the load.
             **cpu_ratios,

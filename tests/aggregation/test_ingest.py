@@ -154,6 +154,20 @@ def test_same_access_key_twice_is_a_duplicate(tmp_path: Path, corpus: Path) -> N
     assert len(keys) == len(set(keys)) == summary.loaded
 
 
+def test_batches_pipelined_through_a_pool_equal_one_serial_batch(
+    tmp_path: Path, corpus: Path, broken: Path
+) -> None:
+    # Batches of 7 files: a cancellation and its invoice often fall in different batches, and
+    # the pool parses the next batch while the previous one is committed.
+    serial, piped = FactStore(tmp_path / "serial"), FactStore(tmp_path / "piped")
+    one = ingest([corpus / "valid", broken], serial, batch_files=100_000)
+    many = ingest([corpus / "valid", broken], piped, workers=2, batch_files=7)
+    assert many.as_json() == one.as_json()
+    assert one.cancelled > 0 and one.quarantined > 0
+    assert _state(piped) == _state(serial)
+    assert _journal_entries(piped.root) > 40
+
+
 def test_orphans_of_a_killed_run_are_removed_on_restart(tmp_path: Path, corpus: Path) -> None:
     store = FactStore(tmp_path / "store")
     clean = FactStore(tmp_path / "clean")

@@ -99,6 +99,49 @@ async def _app_client(
     return AsyncTestClient(app), key
 
 
+async def test_a_cached_page_is_counted_with_what_it_serves(
+    tmp_path: Path, release: ReleaseSummary
+) -> None:
+    meter = EmbeddedMeter()
+    client, key = await _app_client(tmp_path, release, meter)
+    async with client:
+        auth = {"Authorization": f"Bearer {key}"}
+        pages = [
+            await client.get(f"/v1/tables/{TABLE}/rows", params={"limit": "5"}, headers=auth)
+            for _ in range(2)
+        ]
+        assert [r.status_code for r in pages] == [200, 200]
+        assert pages[0].content == pages[1].content
+        partner = next(iter(await meter.partners()))
+        entries = await meter.read(partner, "0-0", 100)
+    # The first was rendered after it was counted, then completed; the second came from the
+    # cache and its access record says what it served: no completion entry.
+    assert [e.kind for e in entries] == [EntryKind.ACCESS, EntryKind.COMPLETE, EntryKind.ACCESS]
+    cached = entries[2]
+    assert (cached.status, cached.bytes) == (200, len(pages[1].content))
+    assert cached.latency_ms is not None and cached.latency_ms >= 0
+    assert await meter.count(partner, entries[0].month) == 2
+
+
+async def test_a_cached_page_over_the_cap_is_refused_and_not_counted(
+    tmp_path: Path, release: ReleaseSummary
+) -> None:
+    meter = EmbeddedMeter()
+    settings = make_settings(tmp_path, release_dir=release.path, settle_interval=0.0)
+    contracts = ContractsService(make_engine(settings.database_url))
+    partner = contracts.create_partner("P", Plan.CONTINUOUS, monthly_cap=1)
+    key = contracts.create_key(partner.id)
+    app = create_app(settings, meter=meter, contracts=contracts)
+    async with AsyncTestClient(app) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        url = f"/v1/tables/{TABLE}/rows"
+        first = await client.get(url, params={"limit": "5"}, headers=auth)
+        again = await client.get(url, params={"limit": "5"}, headers=auth)  # now cached
+        assert (first.status_code, again.status_code) == (200, 429)
+        assert again.json()["reason"] == "monthly_cap" and "rows" not in again.json()
+        assert await meter.count(partner.id, (await meter.read(partner.id, "0-0", 9))[0].month) == 1
+
+
 async def test_meter_unreachable_is_503_and_nothing_is_served(
     tmp_path: Path, release: ReleaseSummary
 ) -> None:

@@ -31,6 +31,15 @@ def _cli(env: dict[str, str], *args: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def _samples(text: str) -> dict[str, float]:
+    """Unlabelled samples of a Prometheus exposition, by name."""
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name and not name.startswith("#") and "{" not in name
+    }
+
+
 @pytest.fixture
 def server(
     tmp_path: Path, release: ReleaseSummary, redis_url: str, redis_prefix: str
@@ -90,7 +99,8 @@ def test_client_pages_and_metrics_add_up_across_workers(server: tuple[str, str, 
         total = sum(p.num_rows for p in pages_json)
         assert frame.height == total == via_parquet.num_rows == via_csv.num_rows
         assert frame["cnae_division"].str.starts_with("4").all()
-        assert api.usage()["accesses"] == len(pages_json) + -(-total // 170) + 1 + -(-total // 230)
+        accesses = api.usage()["accesses"]
+        assert accesses == len(pages_json) + -(-total // 170) + 1 + -(-total // 230)
         try:
             api.arrow(TABLE, month="..")
         except ApiError as e:
@@ -108,5 +118,11 @@ def test_client_pages_and_metrics_add_up_across_workers(server: tuple[str, str, 
         )
         seen.add(float(line.rsplit(" ", 1)[1]))
     assert seen == {float(served)}
+    # The meter's own metrics, summed over the workers too: every access counted, in batches.
+    samples = _samples(httpx.get(f"{base}/metrics", timeout=5).text)
+    assert samples["dataflow_meter_accesses_total"] == accesses
+    assert samples["dataflow_meter_batch_size_sum"] == accesses
+    assert 1 <= samples["dataflow_meter_batch_size_count"] <= accesses
+    assert samples["dataflow_meter_latency_seconds_count"] >= 1
     ready = httpx.get(f"{base}/readyz", timeout=5).json()
     assert ready["checks"] == {"release": "ok", "database": "ok", "meter": "ok"}

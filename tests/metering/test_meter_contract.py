@@ -11,7 +11,7 @@ import pytest
 
 from dataflow.contracts.models import PartnerStatus
 from dataflow.metering import redis_meter
-from dataflow.metering.models import EntryKind, Refusal
+from dataflow.metering.models import EntryKind, Outcome, Refusal
 from dataflow.metering.protocol import Meter
 from dataflow.metering.redis_meter import RedisMeter
 from tests.metering.conftest import make_access as _access
@@ -147,6 +147,19 @@ async def test_every_access_has_a_record_in_the_stream(meter: Meter) -> None:
     assert later == [e for e in entries if e.stream_id != first_entry]
     assert await meter.read(1, entries[-1].stream_id, 100) == []
     assert await meter.partners() == [1]
+
+
+async def test_an_outcome_known_at_count_time_is_in_the_access_record(meter: Meter) -> None:
+    plain, served = await asyncio.gather(
+        meter.acquire(_access()), meter.acquire(_access(outcome=Outcome(200, 4321, 0.75)))
+    )
+    await _flush(meter)
+    entries = await meter.read(1, "0-0", 100)
+    assert [e.kind for e in entries] == [EntryKind.ACCESS, EntryKind.ACCESS]  # no completion
+    by_id = {e.id: e for e in entries}
+    assert (by_id[served.record_id].status, by_id[served.record_id].bytes) == (200, 4321)
+    assert by_id[served.record_id].latency_ms == 0.75
+    assert by_id[plain.record_id].status is None and by_id[plain.record_id].bytes is None
 
 
 async def test_completion_reaches_the_stream_without_a_flush(meter: Meter) -> None:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from dataflow.contracts.models import Plan
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
+from dataflow.metering.models import Outcome
 from dataflow.metering.protocol import Meter
 from dataflow.metering.repository import SettlementRepository
 from dataflow.metering.settlement import reconcile_month, settle, settle_month
@@ -74,6 +75,20 @@ async def test_settle_moves_counts_records_releases_and_completions(
         (p2, 8, 8, 8, 8),
     ]
     assert all(r.agrees for r in rows)
+
+
+async def test_an_access_counted_with_its_outcome_settles_complete(
+    meter: Meter, database_url: str
+) -> None:
+    contracts = ContractsService(make_engine(database_url))
+    (p,) = _partners(contracts, 1)
+    grant = await meter.acquire(make_access(partner=p, outcome=Outcome(200, 512, 0.5)))
+    assert await settle_month(meter, contracts, MONTH) == {p: 1}
+    with contracts.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(access_records).where(access_records.c.record_id == grant.record_id)
+        ).one()
+    assert (row.status, row.bytes, row.latency_ms, row.released) == (200, 512, 0.5, False)
 
 
 async def test_settling_again_or_replaying_changes_nothing(meter: Meter, database_url: str) -> None:

@@ -223,7 +223,7 @@ def data_ingest(
     strict: Annotated[
         bool, typer.Option(help="Validate every document against the official XSD too.")
     ] = False,
-    batch: Annotated[int, typer.Option(help="Files per committed batch.", min=1)] = 20_000,
+    batch: Annotated[int, typer.Option(help="Files per committed batch.", min=1)] = 4_096,
 ) -> None:
     """Load NF-e/NFC-e XML into the fact store; rejected documents go to quarantine."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -279,10 +279,8 @@ def _keep(
 
 
 def _batch_id(keys: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(keys):
-        h.update(k.encode())
-    return h.hexdigest()[:20]
+    # One update of the concatenation: the same digest as one update per key, in a single call.
+    return hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()[:20]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -304,7 +302,7 @@ def ingest(
     *,
     workers: int = 1,
     strict: bool = False,
-    batch_files: int = 20_000,
+    batch_files: int = 4_096,
     progress: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
 ) -> IngestSummary:
@@ -375,14 +373,21 @@ def _ingest(
     qdir = str(quarantine_dir(store))
     done = 0
     added: dict[str, int] = {}  # keys this run loaded → item count
-    for batch in _chunks(files, batch_files):
+
+    def submit(batch: list[str]) -> Iterable[TaskResult]:
         tasks = list(_chunks(batch, _TASK_FILES))
-        if pool is not None:
-            results: Iterable[TaskResult] = pool.map(
-                parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks)
-            )
-        else:
-            results = (parse_files(t, strict, qdir) for t in tasks)
+        if pool is None:
+            return (parse_files(t, strict, qdir) for t in tasks)
+        return pool.map(parse_files, tasks, [strict] * len(tasks), [qdir] * len(tasks))
+
+    batches = list(_chunks(files, batch_files))
+    pending = submit(batches[0]) if batches else ()
+    for number in range(len(batches)):
+        results = pending
+        # The next batch is queued before this one is committed: the workers parse it while this
+        # process dedups and writes (one batch ahead, so memory stays bounded).
+        if number + 1 < len(batches):
+            pending = submit(batches[number + 1])
         new: dict[str, tuple[int, int]] = {}  # key → (task, file position in task)
         withdraw: set[str] = set()
         cancelled: set[str] = set()
@@ -430,8 +435,14 @@ def _ingest(
         facts, invoices = _keep(parsed, new)
         state.commit(facts, invoices, withdraw, cancelled, withdrawn)
         if facts is not None and invoices is not None:
-            counts = pc.value_counts(facts["access_key"]).to_pylist()
-            added.update((c["values"], c["counts"]) for c in counts)
+            counts = pc.value_counts(facts["access_key"])
+            added.update(
+                zip(
+                    counts.field("values").to_pylist(),
+                    counts.field("counts").to_pylist(),
+                    strict=True,
+                )
+            )
     # Loaded = added by this run and still there (a later cancellation may have withdrawn some).
     kept = [n for k, n in added.items() if k in state.loaded]
     summary.loaded, summary.items = len(kept), sum(kept)

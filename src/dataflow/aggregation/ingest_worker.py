@@ -7,6 +7,7 @@ path hands back, is read by the reference (``nfe_xml``), which quarantines with 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,8 +45,24 @@ class TaskResult:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as f:  # noqa: PTH123 - the hot path: plain open is cheapest
-        return f.read()
+    """The file's bytes in one read call: no file object (a third of ``open().read()``'s cost
+    here); reads on to the end if the size changed or is not known (pipes, /proc)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) != size:
+            parts = [data]
+            while part := os.read(fd, 1 << 20):
+                parts.append(part)
+            data = b"".join(parts)
+        return data
+    except OSError as e:
+        if e.filename is None:  # os.read errors (a directory) do not name the file
+            e.filename = path
+        raise
+    finally:
+        os.close(fd)
 
 
 def parse_files(paths: list[str], strict: bool, qdir: str) -> TaskResult:

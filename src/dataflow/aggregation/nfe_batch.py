@@ -313,7 +313,7 @@ def _bad(
     columns when all match, a scan of the group's values otherwise."""
     bad: set[int] = set()
     for group, pattern, optional in checks:
-        values = [v for c in group for v in columns[c]]
+        values = columns[group[0]] if len(group) == 1 else [v for c in group for v in columns[c]]
         if _JOINED[pattern].fullmatch(SEP.join(filter(None, values) if optional else values)):
             continue
         n = len(columns[group[0]])

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dataflow.api.metrics import MULTIPROC_ENV
+from dataflow.api.metrics import use_multiprocess_dir
 from dataflow.settings import MeterKind, Settings
 
 __all__ = ["serve"]
@@ -27,8 +27,6 @@ def serve(
     """Run the partner API (granian, ASGI)."""
     from granian import Granian
 
-    from dataflow.api.app import resolve_release
-
     settings: Settings = ctx.obj
     if settings.meter is MeterKind.EMBEDDED and workers > 1:
         typer.echo(
@@ -37,15 +35,19 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    path = (release or resolve_release(settings)).resolve()
-    os.environ["DATAFLOW_RELEASE_DIR"] = str(path)  # workers rebuild settings from the environment
-    os.environ["DATAFLOW_DATA_DIR"] = str(settings.data_dir)
     # Prometheus multiprocess mode: every worker writes its samples here, /metrics sums them.
-    # A fresh directory per server, so counters of a previous run never leak into this one.
+    # A fresh directory per server, so counters of a previous run never leak into this one. Set
+    # before the app's modules are imported: the meter's metrics are made at import.
     metrics_dir = settings.data_dir / "run" / f"metrics-{port}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    use_multiprocess_dir(metrics_dir)
+
+    from dataflow.api.app import resolve_release
+
+    path = (release or resolve_release(settings)).resolve()
+    os.environ["DATAFLOW_RELEASE_DIR"] = str(path)  # workers rebuild settings from the environment
+    os.environ["DATAFLOW_DATA_DIR"] = str(settings.data_dir)
     typer.echo(
         f"serving release {path.name} on http://{host}:{port} "
         f"({workers} worker(s), meter={settings.meter})",

@@ -10,7 +10,7 @@ import msgspec
 from dataflow.api.auth import Caller
 from dataflow.api.errors import Problem
 from dataflow.metering.errors import MeterUnavailable
-from dataflow.metering.models import SAO_PAULO, Access, Grant, Refusal, access_for
+from dataflow.metering.models import SAO_PAULO, Access, Grant, Outcome, Refusal, access_for
 from dataflow.metering.protocol import Meter
 
 __all__ = ["count_access", "finish_access"]
@@ -106,8 +106,13 @@ def _unavailable(error: MeterUnavailable) -> Problem:
     )
 
 
-async def count_access(meter: Meter, caller: Caller, table: str, release: str) -> Access:
-    """Check and count one access (before anything is served); raise the problem if refused."""
+async def count_access(
+    meter: Meter, caller: Caller, table: str, release: str, *, outcome: Outcome | None = None
+) -> Access:
+    """Check and count one access (before anything is served); raise the problem if refused.
+
+    ``outcome``: what will be served, when the response is ready before it is counted; the
+    access record then says it, and there is nothing to finish afterwards."""
     now = datetime.now(UTC)
     access = access_for(
         caller.entitlement,
@@ -116,6 +121,7 @@ async def count_access(meter: Meter, caller: Caller, table: str, release: str) -
         at=now,
         member_id=caller.key.member_id,
         release=release,
+        outcome=outcome,
     )
     scope = caller.key.tables if caller.key.tables is not None else caller.entitlement.tables
     if scope is not None and table not in scope:

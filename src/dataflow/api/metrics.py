@@ -9,6 +9,7 @@ in-process registry.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -16,12 +17,22 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "use_multiprocess_dir"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def use_multiprocess_dir(path: Path) -> None:
+    """Put this process and the workers it starts in multiprocess mode, writing to ``path``.
+
+    Must run before any metric is created: prometheus-client picks a metric's value class when
+    the metric is made, and the meter's metrics are made when its module is first imported.
+    """
+    os.environ[MULTIPROC_ENV] = str(path)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 class Metrics:

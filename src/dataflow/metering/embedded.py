@@ -86,6 +86,7 @@ class EmbeddedMeter:
             self._windows[minute] += 1
             self._counts[key] = current + 1
             record_id = self._next_id()
+            outcome = access.outcome
             self._streams[access.partner_id].append(
                 StreamEntry(
                     id=record_id,
@@ -98,6 +99,9 @@ class EmbeddedMeter:
                     release=access.release,
                     member_id=access.member_id,
                     at_ms=at_ms,
+                    status=None if outcome is None else outcome.status,
+                    bytes=None if outcome is None else outcome.bytes,
+                    latency_ms=None if outcome is None else outcome.latency_ms,
                 )
             )
         metrics.ACCESSES.inc()

@@ -15,6 +15,7 @@ __all__ = [
     "Access",
     "EntryKind",
     "Grant",
+    "Outcome",
     "Refusal",
     "StreamEntry",
     "access_for",
@@ -41,6 +42,15 @@ class Refusal(StrEnum):
     TABLE_NOT_ENTITLED = "table_not_entitled"  # 403
 
 
+class Outcome(msgspec.Struct, frozen=True, array_like=True):
+    """What a response served: known at count time when the response was ready before it was
+    counted (a cached page), so the access record is complete when it is written."""
+
+    status: int
+    bytes: int
+    latency_ms: float
+
+
 class Access(msgspec.Struct, frozen=True, kw_only=True):
     """One data request of one partner's key, with the entitlement it is checked against."""
 
@@ -58,6 +68,7 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
     rate_per_second: int | None = None
     rate_per_minute: int | None = None
     record_id: str = ""  # the access record's id in the meter's stream, once counted
+    outcome: Outcome | None = None  # what is served, when the response is ready before counting
 
 
 @lru_cache(maxsize=8)
@@ -75,6 +86,7 @@ def access_for(
     at: datetime,
     member_id: int | None = None,
     release: str = "",
+    outcome: Outcome | None = None,
 ) -> Access:
     # Per request: the billing month and day come from a per-minute cache, not a tz conversion.
     month, day = _local_month_day(int(at.timestamp()) // 60)
@@ -92,6 +104,7 @@ def access_for(
         status=entitlement.status,
         rate_per_second=entitlement.rate_per_second,
         rate_per_minute=entitlement.rate_per_minute,
+        outcome=outcome,
     )
 
 
@@ -126,7 +139,7 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
 class EntryKind(StrEnum):
     """What a stream entry says: an access was counted, given back, or completed."""
 
-    ACCESS = "a"  # written atomically with the count
+    ACCESS = "a"  # written atomically with the count (with its outcome, when known then)
     RELEASE = "x"  # the response failed with 5xx: the count was given back
     COMPLETE = "c"  # the response went out: status, bytes, latency
 

@@ -2,8 +2,13 @@
 
 Concurrent requests are coalesced: while a pipeline is on the wire, new acquisitions queue; the
 next pipeline carries one grant-n-of-m script per partner (and month and entitlement) for all of
-them. Each script touches one partner's hash-tagged keys only, so the design runs on Redis
-Cluster unchanged. The count and the access record are written in the same script, so a counted
+them. When the meter is busy (a round trip left less than ``linger`` ago), the next one waits out
+the rest of that window so it carries more: on a fast loopback Redis a round trip otherwise
+returns before the next request arrives, and every request pays a round trip of its own, whose
+fixed cost (client, system calls, Redis) is most of the meter's. An idle meter sends at once.
+
+Each script touches one partner's hash-tagged keys only, so the design runs on Redis Cluster
+unchanged. The count and the access record are written in the same script, so a counted
 access always has its record; nothing is served before its script has answered.
 """
 
@@ -78,8 +83,11 @@ class RedisMeter:
         timeout: float = 2.0,
         max_in_flight: int = 2,
         batching: bool = True,
+        linger: float = 0.0,
     ) -> None:
         self._r = client
+        self._linger = linger
+        self._last_sent = 0.0  # loop time of the last round trip
         self._prefix = prefix
         self._timeout = timeout
         self._batching = batching
@@ -95,7 +103,14 @@ class RedisMeter:
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "df", timeout: float = 2.0, batching: bool = True
+        cls,
+        url: str,
+        *,
+        prefix: str = "df",
+        timeout: float = 2.0,
+        batching: bool = True,
+        max_in_flight: int = 2,
+        linger: float = 0.0,
     ) -> RedisMeter:
         # Short socket timeouts: a slow or dead Redis turns into 503s quickly, and redis-py
         # reconnects on the next command, so service resumes by itself.
@@ -108,7 +123,12 @@ class RedisMeter:
             health_check_interval=0,
         )
         return cls(
-            aioredis.Redis(connection_pool=pool), prefix=prefix, timeout=timeout, batching=batching
+            aioredis.Redis(connection_pool=pool),
+            prefix=prefix,
+            timeout=timeout,
+            batching=batching,
+            max_in_flight=max_in_flight,
+            linger=linger,
         )
 
     # ---- keys: every key of a partner shares the {p:N} hash tag ----
@@ -166,6 +186,11 @@ class RedisMeter:
             self._wake.clear()
             # Wait for a free slot first: everything arriving meanwhile joins this batch.
             await self._slots.acquire()
+            loop = asyncio.get_running_loop()
+            wait = self._last_sent + self._linger - loop.time()
+            if wait > 0:  # busy: let this window fill before sending
+                await asyncio.sleep(wait)
+            self._last_sent = loop.time()
             batch = self._take()
             if not batch.acquires and not batch.completions:
                 self._slots.release()
@@ -281,7 +306,9 @@ class RedisMeter:
                 keys.extend(self._rate_keys(p.access, p.at_ms))
         details = _JSON.encode(
             [
-                (p.access.key_id, p.access.table, p.access.release, p.access.member_id, p.at_ms)
+                (a.key_id, a.table, a.release, a.member_id, p.at_ms, a.outcome)
+                if (a := p.access).outcome is not None
+                else (a.key_id, a.table, a.release, a.member_id, p.at_ms)
                 for p in items
             ]
         )
@@ -405,21 +432,29 @@ def _entries(partner_id: int, stream_id: str, raw: dict[Any, Any]) -> list[Strea
     kind = f.get("t", "")
     if kind == "a":  # a granted batch: details of every request, and which were granted
         details = _JSON.decode(f["d"])
-        return [
-            StreamEntry(
-                id=f"{stream_id}.{i}",
-                stream_id=stream_id,
-                partner_id=partner_id,
-                kind=EntryKind.ACCESS,
-                month=f["m"],
-                key_id=str(details[i][0]),
-                table=str(details[i][1]),
-                release=str(details[i][2]),
-                member_id=None if details[i][3] is None else int(details[i][3]),
-                at_ms=int(details[i][4]),
+        out = []
+        for i in (int(g) for g in f["g"].split(",")):
+            d = details[i]
+            # A sixth item is the outcome (status, bytes, latency), when known at count time.
+            status, nbytes, latency = d[5] if len(d) > 5 else (None, None, None)
+            out.append(
+                StreamEntry(
+                    id=f"{stream_id}.{i}",
+                    stream_id=stream_id,
+                    partner_id=partner_id,
+                    kind=EntryKind.ACCESS,
+                    month=f["m"],
+                    key_id=str(d[0]),
+                    table=str(d[1]),
+                    release=str(d[2]),
+                    member_id=None if d[3] is None else int(d[3]),
+                    at_ms=int(d[4]),
+                    status=status,
+                    bytes=nbytes,
+                    latency_ms=latency,
+                )
             )
-            for i in (int(g) for g in f["g"].split(","))
-        ]
+        return out
     if kind == "c":
         return [
             StreamEntry(

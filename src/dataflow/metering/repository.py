@@ -113,7 +113,7 @@ class SettlementRepository:
         for e in entries:
             if e.kind is not EntryKind.ACCESS:
                 continue
-            done = completions.pop(e.id, None)
+            done = completions.pop(e.id, None) if e.status is None else e
             by_month[e.month].append(
                 (
                     partner_id,

@@ -10,7 +10,8 @@ __all__ = ["ACQUIRE_MANY", "RELEASE"]
 # KEYS[1] monthly counter, KEYS[2] access stream; when rate limits apply, KEYS[3+2i] and
 # KEYS[4+2i] are request i's per-second and per-minute window counters of its key.
 # ARGV: cap, counter ttl, per-second limit, per-minute limit (-1: none), month, n, details
-# (JSON: [[key id, table, release, member id, time ms], …], stored as is).
+# (JSON: [[key id, table, release, member id, time ms(, [status, bytes, latency])], …], stored
+# as is; the outcome is there when the response was ready before it was counted).
 # Returns {stream id or '', code_1, count_1, …}: code 1 granted, 0 cap, 2 rate/s, 3 rate/min.
 ACQUIRE_MANY = """
 local cap = tonumber(ARGV[1])

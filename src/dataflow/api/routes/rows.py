@@ -1,7 +1,9 @@
 """The data route: rows of a protected table, filtered, sorted, paged, in four formats.
 
-Every request that gets here with a valid key and a valid query is one access: it is counted by the
-meter before the body is produced (cached or not), and released if producing it fails.
+Every request that gets here with a valid key and a valid query is one access, counted by the meter
+before anything is sent. A cached page is looked up first and counted with what it serves; any
+other is counted before its body is produced (no work for a refused request), and released if
+producing it fails.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.types import Receive, Scope, Send
 
-from dataflow.aggregation.query import MAX_LIMIT, QueryError, parse_query
+from dataflow.aggregation.catalog import PublicTable
+from dataflow.aggregation.query import MAX_LIMIT, QueryError, RowQuery, parse_query
+from dataflow.api.auth import Caller
 from dataflow.api.encode import ARROW, CSV, JSON, PARQUET, Format
 from dataflow.api.errors import Problem
+from dataflow.api.execute import Rendered
 from dataflow.api.metering import count_access, finish_access
 from dataflow.api.observe import TABLE_KEY, scope_header
 from dataflow.api.routes.common import api_state, authenticate, problems
+from dataflow.api.state import ApiState
+from dataflow.metering.models import Outcome
 
 __all__ = ["MAX_LIMIT_BINARY", "PageResponse", "RowsPage", "negotiate", "table_rows"]
 
@@ -108,6 +115,28 @@ def _next_link(request: Request[Any, Any, Any], cursor: str) -> str:
     return f'<{request.scope["path"]}?{query}>; rel="next"'
 
 
+async def _render_counted(
+    api: ApiState,
+    caller: Caller,
+    table: PublicTable,
+    query: RowQuery,
+    fmt: Format,
+    started: float,
+) -> Rendered:
+    """Count, then render: no work is done for a request the meter would refuse."""
+    if api.meter is None:
+        return await api.runner.render(api.release, table, query, fmt)
+    access = await count_access(api.meter, caller, table.id, api.release.version)
+    try:
+        out = await api.runner.render(api.release, table, query, fmt)
+    except BaseException:  # a failed response is not billed
+        await finish_access(api.meter, access, status=500, nbytes=0, latency_ms=0.0)
+        raise
+    latency_ms = (time.perf_counter() - started) * 1000
+    await finish_access(api.meter, access, status=200, nbytes=len(out.body), latency_ms=latency_ms)
+    return out
+
+
 @get(
     "/v1/tables/{table_id:str}/rows",
     summary="Rows of a table (billable: one request = one access)",
@@ -139,23 +168,17 @@ async def table_rows(
     params = _single_params(request)
     max_limit = MAX_LIMIT_BINARY if fmt.binary else MAX_LIMIT
     query = parse_query(table, params, api.release.version, max_limit=max_limit)
-    access = None
     started = time.perf_counter()
-    if api.meter is not None:  # counted before anything is served, cached or not
-        access = await count_access(api.meter, caller, table.id, api.release.version)
-    try:
-        cached = api.runner.lookup(api.release, query, fmt)
-        api.metrics.cache_lookup(hit=cached is not None)
-        out = cached or await api.runner.render(api.release, table, query, fmt)
-    except BaseException:
-        if api.meter is not None and access is not None:  # a failed response is not billed
-            await finish_access(api.meter, access, status=500, nbytes=0, latency_ms=0.0)
-        raise
-    if api.meter is not None and access is not None:
-        latency_ms = (time.perf_counter() - started) * 1000
-        await finish_access(
-            api.meter, access, status=200, nbytes=len(out.body), latency_ms=latency_ms
-        )
+    out = api.runner.lookup(api.release, query, fmt)
+    api.metrics.cache_lookup(hit=out is not None)
+    if out is not None:
+        if api.meter is not None:
+            # A cached page costs nothing to look up: it is counted with what it serves, in one
+            # step, and only sent once counted (no completion to write afterwards).
+            served = Outcome(200, len(out.body), round((time.perf_counter() - started) * 1000, 3))
+            await count_access(api.meter, caller, table.id, api.release.version, outcome=served)
+    else:
+        out = await _render_counted(api, caller, table, query, fmt, started)
     api.metrics.access_served(table.id, fmt.value, out.rows)
     headers = [
         (b"dataflow-release", api.release.version.encode()),
