@@ -8,8 +8,6 @@ anything else on the machine falls on every side; ratios are of summed throughpu
   into the SQL ledger and trimming the stream while the load runs (its CPU is paid by the same 2
   cores). The settler is a long-running process: it is started, and has finished its first
   round, before the warm-up — its start-up (imports) is not steady-state cost;
-- ``metered_redis_no_linger``: the same with ``DATAFLOW_METER_LINGER_MS=0`` (every round trip
-  leaves as soon as a slot is free), to show what the linger window buys;
 - ``metered_redis_settler_in_workers``: the same, but the settler runs inside the API workers
   (``DATAFLOW_SETTLE_INTERVAL=5``), which competes with request handling for their GIL;
 - ``metered_redis_settled_after``: counting, records and completions during the window, settlement
@@ -137,12 +135,6 @@ def main() -> None:
     configs = {
         "unmetered": {"DATAFLOW_METER": "off"},
         "metered_redis": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
-        # The same, each round trip sent as soon as a slot is free (no linger window).
-        "metered_redis_no_linger": {
-            **metered,
-            "DATAFLOW_SETTLE_INTERVAL": "0",
-            "DATAFLOW_METER_LINGER_MS": "0",
-        },
         "metered_redis_settler_in_workers": {**metered, "DATAFLOW_SETTLE_INTERVAL": "5"},
         # Counting, records and completions only; everything settles after the window.
         "metered_redis_settled_after": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
@@ -181,7 +173,7 @@ def main() -> None:
                     pids = {"server": _server_pids(base.rsplit(":", 1)[1])}
                     if local and name != "unmetered":
                         pids["redis"] = [redis_pid]
-                    if name in ("metered_redis", "metered_redis_no_linger"):
+                    if name == "metered_redis":
                         with settler(run_env, Path(tmp) / "settler.log") as settler_pid:
                             wrk(base + PATH, key=key, seconds=3)  # warm-up
                             pids["settler"] = [settler_pid]
@@ -222,10 +214,8 @@ def main() -> None:
                 "rows: filtered 100-row JSON page; 2 workers, 64 connections (wrk), "
                 "alternating rounds; metered = Redis meter + settler process"
             ),
-            "meter_linger_ms": float(os.environ.get("DATAFLOW_METER_LINGER_MS") or 1.0),
             "runs": runs,
             "ratio_metered_over_unmetered": ratio("metered_redis"),
-            "ratio_no_linger_over_unmetered": ratio("metered_redis_no_linger"),
             "ratio_settler_in_workers_over_unmetered": ratio("metered_redis_settler_in_workers"),
             "ratio_settled_after_over_unmetered": ratio("metered_redis_settled_after"),
             # Unmetered CPU per request over metered (whole serving side, wrk included): what

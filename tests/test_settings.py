@@ -13,7 +13,7 @@ def test_defaults_need_no_server(tmp_path: Path) -> None:
     s = Settings.from_env({"DATAFLOW_DATA_DIR": str(tmp_path)})
     assert s.meter is MeterKind.EMBEDDED and s.redis_url is None
     assert s.database_url == f"sqlite:///{tmp_path / 'dataflow.db'}"
-    assert (s.meter_timeout, s.meter_linger_ms, s.settle_interval) == (2.0, 1.0, 5.0)
+    assert (s.meter_timeout, s.settle_interval) == (2.0, 5.0)
 
 
 def test_redis_url_selects_the_redis_meter_and_its_tuning(tmp_path: Path) -> None:
@@ -21,17 +21,16 @@ def test_redis_url_selects_the_redis_meter_and_its_tuning(tmp_path: Path) -> Non
         {
             "DATAFLOW_DATA_DIR": str(tmp_path),
             "DATAFLOW_REDIS_URL": "redis://127.0.0.1:6379/0",
-            "DATAFLOW_METER_LINGER_MS": "0.5",
             "DATAFLOW_METER_TIMEOUT": "1.5",
         }
     )
-    assert s.meter is MeterKind.REDIS and (s.meter_linger_ms, s.meter_timeout) == (0.5, 1.5)
+    assert s.meter is MeterKind.REDIS and s.meter_timeout == 1.5
 
 
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
-        ("DATAFLOW_METER_LINGER_MS", "soon", "'soon': expected a number of milliseconds"),
+        ("DATAFLOW_SETTLE_INTERVAL", "soon", "'soon': expected a number of seconds"),
         ("DATAFLOW_METER_TIMEOUT", "-2", "expected zero or more seconds"),
         ("DATAFLOW_METER", "memcached", "expected one of"),
         ("DATAFLOW_BILLING_GRACE_DAYS", "-1", "must not be negative"),

@@ -33,7 +33,6 @@ class Settings:
     redis_prefix: str = "df"
     billing_grace_days: int = 5  # days after a month before its drafts are issued automatically
     meter_timeout: float = 2.0  # seconds before a data request gets 503 instead of waiting
-    meter_linger_ms: float = 1.0  # busy meter: how long a round trip waits for company (0: never)
     settle_interval: float = 5.0  # seconds between in-process settlements (0: off)
     api_cache_mb: int = 64  # per-worker response cache (0 turns it off)
     api_query_seconds: float = 10.0  # time limit of one rows query
@@ -97,7 +96,6 @@ class Settings:
             redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
             billing_grace_days=_int(env, "DATAFLOW_BILLING_GRACE_DAYS", 5),
             meter_timeout=_float(env, "DATAFLOW_METER_TIMEOUT", 2.0),
-            meter_linger_ms=_float(env, "DATAFLOW_METER_LINGER_MS", 1.0, "milliseconds"),
             settle_interval=_float(env, "DATAFLOW_SETTLE_INTERVAL", 5.0),
             api_cache_mb=cache_mb,
             api_query_seconds=query_seconds,
@@ -115,14 +113,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "")
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number of {unit}") from None
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
     if value < 0:
-        raise SettingsError(f"{name}={raw!r}: expected zero or more {unit}")
+        raise SettingsError(f"{name}={raw!r}: expected zero or more seconds")
     return value

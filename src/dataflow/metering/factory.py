@@ -17,9 +17,6 @@ def make_meter(settings: Settings) -> Meter | None:
     if settings.meter is MeterKind.REDIS:
         assert settings.redis_url is not None
         return RedisMeter.from_url(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            timeout=settings.meter_timeout,
-            linger=settings.meter_linger_ms / 1000,
+            settings.redis_url, prefix=settings.redis_prefix, timeout=settings.meter_timeout
         )
     return EmbeddedMeter()

@@ -2,10 +2,7 @@
 
 Concurrent requests are coalesced: while a pipeline is on the wire, new acquisitions queue; the
 next pipeline carries one grant-n-of-m script per partner (and month and entitlement) for all of
-them. When the meter is busy (a round trip left less than ``linger`` ago), the next one waits out
-the rest of that window so it carries more: on a fast loopback Redis a round trip otherwise
-returns before the next request arrives, and every request pays a round trip of its own, whose
-fixed cost (client, system calls, Redis) is most of the meter's. An idle meter sends at once.
+them.
 
 Each script touches one partner's hash-tagged keys only, so the design runs on Redis Cluster
 unchanged. The count and the access record are written in the same script, so a counted
@@ -83,11 +80,8 @@ class RedisMeter:
         timeout: float = 2.0,
         max_in_flight: int = 2,
         batching: bool = True,
-        linger: float = 0.0,
     ) -> None:
         self._r = client
-        self._linger = linger
-        self._last_sent = 0.0  # loop time of the last round trip
         self._prefix = prefix
         self._timeout = timeout
         self._batching = batching
@@ -110,7 +104,6 @@ class RedisMeter:
         timeout: float = 2.0,
         batching: bool = True,
         max_in_flight: int = 2,
-        linger: float = 0.0,
     ) -> RedisMeter:
         # Short socket timeouts: a slow or dead Redis turns into 503s quickly, and redis-py
         # reconnects on the next command, so service resumes by itself.
@@ -128,7 +121,6 @@ class RedisMeter:
             timeout=timeout,
             batching=batching,
             max_in_flight=max_in_flight,
-            linger=linger,
         )
 
     # ---- keys: every key of a partner shares the {p:N} hash tag ----
@@ -186,11 +178,6 @@ class RedisMeter:
             self._wake.clear()
             # Wait for a free slot first: everything arriving meanwhile joins this batch.
             await self._slots.acquire()
-            loop = asyncio.get_running_loop()
-            wait = self._last_sent + self._linger - loop.time()
-            if wait > 0:  # busy: let this window fill before sending
-                await asyncio.sleep(wait)
-            self._last_sent = loop.time()
             batch = self._take()
             if not batch.acquires and not batch.completions:
                 self._slots.release()
