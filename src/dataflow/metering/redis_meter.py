@@ -2,10 +2,8 @@
 
 Concurrent requests are coalesced: while a pipeline is on the wire, new acquisitions queue; the
 next pipeline carries one grant-n-of-m script per partner (and month and entitlement) for all of
-them.
-
-Each script touches one partner's hash-tagged keys only, so the design runs on Redis Cluster
-unchanged. The count and the access record are written in the same script, so a counted
+them. Each script touches one partner's hash-tagged keys only, so the design runs on Redis
+Cluster unchanged. The count and the access record are written in the same script, so a counted
 access always has its record; nothing is served before its script has answered.
 """
 
@@ -97,13 +95,7 @@ class RedisMeter:
 
     @classmethod
     def from_url(
-        cls,
-        url: str,
-        *,
-        prefix: str = "df",
-        timeout: float = 2.0,
-        batching: bool = True,
-        max_in_flight: int = 2,
+        cls, url: str, *, prefix: str = "df", timeout: float = 2.0, batching: bool = True
     ) -> RedisMeter:
         # Short socket timeouts: a slow or dead Redis turns into 503s quickly, and redis-py
         # reconnects on the next command, so service resumes by itself.
@@ -116,11 +108,7 @@ class RedisMeter:
             health_check_interval=0,
         )
         return cls(
-            aioredis.Redis(connection_pool=pool),
-            prefix=prefix,
-            timeout=timeout,
-            batching=batching,
-            max_in_flight=max_in_flight,
+            aioredis.Redis(connection_pool=pool), prefix=prefix, timeout=timeout, batching=batching
         )
 
     # ---- keys: every key of a partner shares the {p:N} hash tag ----
