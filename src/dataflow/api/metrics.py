@@ -28,8 +28,8 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 def use_multiprocess_dir(path: Path) -> None:
     """Put this process and the workers it starts in multiprocess mode, writing to ``path``.
 
-    Must run before any metric is created: prometheus-client picks a metric's value class when
-    the metric is made, and the meter's metrics are made when its module is first imported.
+    Must run before the metrics are made: prometheus-client picks a metric's value class when a
+    metric is made, from what it found at import (possibly before the variable was set).
     """
     os.environ[MULTIPROC_ENV] = str(path)
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
@@ -40,10 +40,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
-        if self.multiprocess_dir:
-            # The value class is chosen when prometheus_client is imported, which may have happened
-            # in the parent before `serve` set the variable: choose again, now that it is set.
-            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        if self.multiprocess_dir:  # a worker of `serve`, or a process given the variable
+            use_multiprocess_dir(Path(self.multiprocess_dir))
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "dataflow_http_requests",
