@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ def make_engine(database_url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -72,6 +74,25 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     return create_engine(url, pool_pre_ping=True)
+
+
+def _use_wal(cur: sqlite3.Cursor, *, patience_s: float = 30.0) -> None:
+    """Switch the file to WAL once: the mode persists in the file, later connections only read it.
+
+    Switching needs an exclusive lock and SQLite answers "database is locked" at once, without
+    its busy handler, when other connections open the same new file at that moment (workers
+    starting together): retry until one of them has switched it.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def as_utc(value: datetime | None) -> datetime | None:
