@@ -163,11 +163,14 @@ def test_rebuilding_the_same_data_gives_the_same_pattern(
     assert (pl.read_parquet(third.path / "tables" / f"{small}.parquet")).equals(second)
 
 
-def test_a_revised_month_is_not_published_silently(
+def test_a_revised_month_is_protected_or_refused(
     fact_store,
     reference,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
+    """Against a release that kept its contributions a revision is protected (lineage.py);
+    against one built before (no contributions: the revision cannot be measured) it is
+    refused unless the operator says so."""
     from dataflow.aggregation.factstore import FactStore
     from dataflow.aggregation.generator import generate, parse_months
     from dataflow.aggregation.release import RevisedMonths, build_release
@@ -175,9 +178,13 @@ def test_a_revised_month_is_not_published_silently(
 
     specs = [s for s in load_specs(REPO / "tables") if s.id == "sales_model_cnae_division_month"]
     releases = tmp_path / "releases"
-    build_release(fact_store, specs, releases)
+    first = build_release(fact_store, specs, releases)
     revised = FactStore(tmp_path / "revised")
     generate(revised, reference, items=20_000, seed=99, months=parse_months("2026-01:2026-02"))
+    second = build_release(revised, specs, releases)
+    assert second.lineage == [first.version]
+    shutil.rmtree(second.path)
+    shutil.rmtree(first.path / "internal" / "contributions")  # as releases of format 2
     with pytest.raises(RevisedMonths) as caught:
         build_release(revised, specs, releases)
     assert caught.value.months == ["2026-01", "2026-02"]

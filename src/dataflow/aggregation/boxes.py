@@ -20,7 +20,7 @@ from dataflow.aggregation.hypercube import Hypercubes, Node, parent_node
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
 
-__all__ = ["MARGIN", "Boxes", "cheapest_perturbation"]
+__all__ = ["MARGIN", "Boxes", "cheapest_perturbation", "largest_move"]
 
 MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
 
@@ -119,6 +119,35 @@ def cheapest_perturbation(
     """Cells and values of the cheapest perturbation inside ``cells`` (sorted) moving ``s`` by
     ``amount`` (times ``MARGIN``), keeping ``x + y ≥ 0``; ``frozen`` cells (per position in
     ``cells``) may not move. ``None`` when the box cannot do it."""
+    return _perturbation(system, matrix, cells, s, amount, weights, frozen, exact=True)
+
+
+def largest_move(
+    system: CellSystem,
+    matrix: sp.csc_matrix,
+    cells: npt.NDArray[np.int64],
+    s: int,
+    amount: float,
+    weights: npt.NDArray[np.float64],
+    frozen: npt.NDArray[np.bool_] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """Like ``cheapest_perturbation`` when ``s`` cannot move by ``amount``: the perturbation
+    moving it furthest that way (at most ``amount``), cheapest among those; ``None`` when it
+    cannot move at all."""
+    return _perturbation(system, matrix, cells, s, amount, weights, frozen, exact=False)
+
+
+def _perturbation(
+    system: CellSystem,
+    matrix: sp.csc_matrix,
+    cells: npt.NDArray[np.int64],
+    s: int,
+    amount: float,
+    weights: npt.NDArray[np.float64],
+    frozen: npt.NDArray[np.bool_] | None,
+    *,
+    exact: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
     n = len(cells)
     sub = matrix[:, cells].tocsr()
     sub = sub[np.flatnonzero(np.diff(sub.indptr))]  # relations touching the box
@@ -132,15 +161,17 @@ def cheapest_perturbation(
     if frozen is not None:
         upper[np.concatenate([frozen, frozen])] = 0.0
     lower = np.zeros(2 * n)
-    if amount > 0:
-        lower[si] = upper[si] = MARGIN
-        upper[n + si] = 0.0
-    else:
-        lower[n + si] = upper[n + si] = min(MARGIN, x[si])
-        upper[si] = 0.0
+    moved = si if amount > 0 else n + si
+    upper[n + si if amount > 0 else si] = 0.0
+    reach = MARGIN if amount > 0 else min(MARGIN, x[si])
+    upper[moved] = reach
+    if exact:
+        lower[moved] = reach
+    else:  # the move outweighs every cost: as far as possible first
+        cost[moved] = -(1.0 + float(np.sum(weights))) * 1e3
     a_eq = sp.hstack([sub, -sub], format="csr")
     status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
-    if status != "optimal" or sol is None:
+    if status != "optimal" or sol is None or (not exact and sol[moved] <= 1e-9):
         return None
     y = sol[:n] - sol[n:]
     keep = np.abs(y) > 1e-7

@@ -118,14 +118,25 @@ def release_build(
     ] = None,
     tables: Annotated[Path | None, typer.Option(help="Directory of table specs (*.toml).")] = None,
     allow_revision: Annotated[
-        bool, typer.Option(help="Publish months that changed since the previous release.")
+        bool,
+        typer.Option(
+            help="Publish months that changed since a release built before lineage "
+            "protection (which cannot be differenced safely)."
+        ),
     ] = False,
 ) -> None:
     """Build, protect and audit an immutable, versioned release of every table spec.
 
-    A release whose audit fails is not published (exit 1; the staging directory is kept).
+    Every earlier release in the releases directory is protected against too: subtracting
+    two releases reveals no taxpayer's revision. A release whose audit fails is not published
+    (exit 1; the staging directory is kept).
     """
-    from dataflow.aggregation.release import AuditFailed, RevisedMonths, build_release
+    from dataflow.aggregation.release import (
+        AuditFailed,
+        LineageError,
+        RevisedMonths,
+        build_release,
+    )
 
     settings: Settings = ctx.obj
     specs = load_specs(tables or settings.tables_dir)
@@ -140,15 +151,17 @@ def release_build(
                 progress=lambda t: status.update(t),
                 allow_revision=allow_revision,
             )
-        except (AuditFailed, RevisedMonths) as e:
+        except (AuditFailed, RevisedMonths, LineageError) as e:
             err.print(f"[red]✗[/] {e}")
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
     for table_id, c in summary.tables.items():
         err.print(
             f"  {table_id}: {c['rows']:,} cells, {c['suppressed']:,} suppressed "
-            f"({c['primary']:,} primary)"
+            f"({c['primary']:,} primary, {c['revision']:,} for revisions)"
         )
+    if summary.lineage:
+        err.print(f"  protected against {len(summary.lineage)} earlier release(s) as well")
     err.print(f"[green]✓[/] release {summary.version} (audit passed) in {elapsed:.1f}s")
     err.print(f"  → {summary.path}")
     print_json(
@@ -156,6 +169,7 @@ def release_build(
             "version": summary.version,
             "path": str(summary.path),
             "tables": summary.tables,
+            "lineage": summary.lineage,
             "seconds": {k: round(v, 2) for k, v in summary.timings.items()},
         }
     )
@@ -282,6 +296,7 @@ def release_audit(
     ] = False,
 ) -> None:
     """Re-run the disclosure audit on a release from its own files; exit 1 on any failure."""
+    from dataflow.aggregation.lineage import LineageError
     from dataflow.aggregation.release_audit import audit_release
 
     settings: Settings = ctx.obj
@@ -290,7 +305,7 @@ def release_audit(
             report = audit_release(
                 release, datasets_dir=settings.datasets_dir, exact=exact, per_table=per_table
             )
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, LineageError) as e:
         err.print(f"[red]✗[/] cannot audit {release}: {e}")
         raise typer.Exit(2) from None
     for t in report.tables:

@@ -24,7 +24,16 @@ from dataflow.aggregation.levels import (
 from dataflow.aggregation.schema import FACT_SCHEMA
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec
 
-__all__ = ["TAXPAYERS", "TOP", "build_cells", "cube_sql", "fact_source", "plain_cube_sql"]
+__all__ = [
+    "TAXPAYERS",
+    "TOP",
+    "build_cells",
+    "contributions_sql",
+    "cube_sql",
+    "delta_sql",
+    "fact_source",
+    "plain_cube_sql",
+]
 
 TAXPAYERS = "n_taxpayers"  # internal: distinct CNPJ roots per cell, never published
 TOP = "top"  # internal: largest taxpayer contributions to the magnitude measure, descending
@@ -164,6 +173,44 @@ def plain_cube_sql(spec: TableSpec, source: str, *, pregrouped: bool = False) ->
         WITH f AS ({_facts(spec, source)})
         SELECT {_margins(spec)}, {measures}
         FROM f GROUP BY GROUPING SETS ({_sets_sql(spec)})
+    """
+
+
+def contributions_sql(spec: TableSpec, source: str) -> str:
+    """Each taxpayer's figures per finest cell: what a later release compares with its own to
+    find revisions (``delta_sql``). Internal, like the diagnostics: never served."""
+    levels = ", ".join(spec.levels)
+    return f"""
+        WITH f AS ({_facts(spec, source)})
+        SELECT {levels}, issuer_root, sum(item_value)::DECIMAL(38, 2) AS item_value,
+               count(DISTINCT access_key) AS invoice_count
+        FROM f GROUP BY {levels}, issuer_root ORDER BY {levels}, issuer_root
+    """
+
+
+def delta_sql(spec: TableSpec, new: str, old: str) -> str:
+    """Per cell (margins included), the revision between two releases' contributions, grouped
+    by taxpayer — what differencing the two would show — as the primary rules read a cell:
+    taxpayers whose figure moved, their largest moves and the sum of moves (absolute values: a
+    cancellation reveals as much as a late invoice). Only cells with a change are returned."""
+    levels = ", ".join(spec.levels)
+    using = ", ".join([*spec.levels, "issuer_root"])
+    return f"""
+        WITH d AS (
+            SELECT {levels}, issuer_root,
+                   coalesce(n.item_value, 0) - coalesce(o.item_value, 0) AS dv
+            FROM {new} AS n FULL OUTER JOIN {old} AS o USING ({using})
+            WHERE n.item_value IS DISTINCT FROM o.item_value
+               OR n.invoice_count IS DISTINCT FROM o.invoice_count
+        ),
+        t AS (
+            SELECT {_margins(spec)}, issuer_root, sum(dv) AS dv
+            FROM d GROUP BY GROUPING SETS ({_sets_sql(spec, "issuer_root")})
+        )
+        SELECT {levels}, (count(*) FILTER (WHERE dv <> 0))::BIGINT AS {TAXPAYERS},
+               sum(abs(dv))::DECIMAL(38, 2) AS {MAGNITUDE},
+               max(abs(dv)::DOUBLE, {top_n(spec)}) AS {TOP}
+        FROM t GROUP BY {levels} ORDER BY {levels}
     """
 
 

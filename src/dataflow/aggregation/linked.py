@@ -113,8 +113,15 @@ def _table_relations(spec: TableSpec, cells: pa.Table) -> list[list[int]]:
     return out
 
 
-def build_system(tables: Sequence[tuple[TableSpec, pa.Table, Primary]]) -> CellSystem:
-    """Merge every table's cells by identity and collect all their relations."""
+def build_system(
+    tables: Sequence[tuple[TableSpec, pa.Table, Primary]],
+    keys: Sequence[list[str] | None] | None = None,
+) -> CellSystem:
+    """Merge every table's cells by identity and collect all their relations.
+
+    ``keys`` overrides a table's identities (``None``: ``cell_identities``); the lineage uses it
+    to keep apart what an earlier release published of a cell that has changed since.
+    """
     gid: dict[str, int] = {}
     value: list[float] = []
     sens: list[bool] = []
@@ -122,8 +129,9 @@ def build_system(tables: Sequence[tuple[TableSpec, pa.Table, Primary]]) -> CellS
     reason: list[int] = []
     table_rows: dict[str, npt.NDArray[np.int64]] = {}
     relations: dict[tuple[int, ...], npt.NDArray[np.int64]] = {}
-    for spec, cells, prim in tables:
-        ids = cell_identities(spec, cells)
+    for t, (spec, cells, prim) in enumerate(tables):
+        given = keys[t] if keys is not None else None
+        ids = given if given is not None else cell_identities(spec, cells)
         rows = np.empty(len(ids), np.int64)
         for i, key in enumerate(ids):
             g = gid.get(key)

@@ -27,18 +27,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataflow import __version__
-from dataflow.aggregation.audit import AuditResult, audit
-from dataflow.aggregation.cube import TAXPAYERS, TOP, build_cells
+from dataflow.aggregation.audit import AuditResult
+from dataflow.aggregation.cube import TAXPAYERS, TOP, build_cells, contributions_sql, fact_source
 from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.hypercube import Hypercubes, TableIndex
 from dataflow.aggregation.levels import register_references
-from dataflow.aggregation.linked import CellSystem, build_system, cell_identities
-from dataflow.aggregation.secondary import protect
+from dataflow.aggregation.lineage import (
+    CONTRIBUTIONS,
+    LIMITED,
+    REQUIREMENTS,
+    LineageError,
+    PublishedTable,
+    joint,
+    load_earlier,
+    protect_joint,
+    releases_in,
+)
+from dataflow.aggregation.linked import CellSystem, cell_identities
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec, rule_names
-from dataflow.aggregation.suppression import FLAG, Primary, Reason, apply_suppression, primary
+from dataflow.aggregation.suppression import FLAG, Reason, apply_suppression, primary
 
 __all__ = [
     "AuditFailed",
+    "LineageError",
     "ReleaseSummary",
     "RevisedMonths",
     "build_release",
@@ -48,7 +58,7 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 PARAMETERS = "internal/parameters.json"
-FORMAT = 2
+FORMAT = 3  # 3: contributions and revision requirements kept for later releases
 _DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "datasets"
 # DuckDB's share of the build: the NCM table's distinct invoices per taxpayer and grouping set
 # alone reach ~7 GB at 2×10⁷ items unbounded; capped, it spills and the build stays ≤ 8 GB.
@@ -56,13 +66,14 @@ _DUCKDB_MEMORY = "4GB"
 
 
 class RevisedMonths(RuntimeError):
-    """The store changed months an earlier release already published."""
+    """The store changed months a release built before lineage protection published."""
 
     def __init__(self, months: list[str], previous: Path) -> None:
         super().__init__(
             f"months {', '.join(months)} differ from release {previous.name}, which published "
-            "them; differencing the two releases would expose the revision (few taxpayers). "
-            "Publish revisions only after review: pass allow_revision (--allow-revision)."
+            "them and predates lineage protection (it kept no taxpayer contributions, so the "
+            "revision cannot be measured); differencing the two would expose it. Publish only "
+            "after review: pass allow_revision (--allow-revision)."
         )
         self.months = months
         self.previous = previous
@@ -85,8 +96,10 @@ class AuditFailed(RuntimeError):
 class ReleaseSummary:
     version: str
     path: Path
-    tables: dict[str, dict[str, int]]  # id → {"rows", "suppressed", "primary"}
+    tables: dict[str, dict[str, int]]  # id → {"rows", "suppressed", "primary", "revision"}
     timings: dict[str, float] = field(default_factory=dict)
+    lineage: list[str] = field(default_factory=list)  # earlier releases it is protected against
+    limited: int = 0  # cells earlier releases pinned closer than their protection
 
 
 def _sha256(path: Path) -> str:
@@ -120,18 +133,15 @@ def _previous_pattern(releases_dir: Path, system: CellSystem) -> npt.NDArray[np.
     return np.array([k in keys for k in system.keys], np.bool_)
 
 
-def _refuse_revisions(releases_dir: Path, watermark: dict[str, object]) -> None:
-    """A month already published may only change with the operator's explicit consent."""
-    prev = newest_release(releases_dir)
-    if prev is None:
-        return
-    source = read_manifest(prev).get("source", {})
+def _refuse_revisions(previous: Path, watermark: dict[str, object]) -> None:
+    """Against a release without contributions a changed month needs the operator's consent."""
+    source = read_manifest(previous).get("source", {})
     old = source.get("watermark", {}).get("months", {}) if isinstance(source, dict) else {}
     new = watermark["months"]
     assert isinstance(new, dict)
     revised = sorted(m for m in old if m in new and old[m] != new[m])
     if revised:
-        raise RevisedMonths(revised, prev)
+        raise RevisedMonths(revised, previous)
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -151,7 +161,10 @@ def build_release(
 ) -> ReleaseSummary:
     """Build every table, protect, audit, then publish by rename (``AuditFailed`` otherwise).
 
-    ``secondary=False`` (primary suppression only) exists to show that the audit catches it.
+    Every earlier release in ``releases_dir`` is part of the protection (``lineage.py``): a
+    partner holding them all learns nothing more by subtracting. ``secondary=False`` (primary
+    suppression only) exists to show that the audit catches it; ``allow_revision`` only
+    concerns earlier releases built before lineage protection (``RevisedMonths``).
     """
     import time
 
@@ -162,49 +175,57 @@ def build_release(
     staging = releases_dir / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "tables").mkdir(parents=True)
-    (staging / "internal").mkdir()
+    (staging / CONTRIBUTIONS).mkdir(parents=True)
     con = duckdb.connect()
     # Bounded memory: past the limit DuckDB spills to disk, beside the staging directory.
     con.execute(f"SET memory_limit = '{_DUCKDB_MEMORY}'")
     con.execute(f"SET temp_directory = '{staging}-spill'")
     register_references(con, datasets_dir or _DEFAULT_DATASETS)
     watermark = _watermark(store, con)
-    if not allow_revision:
-        _refuse_revisions(releases_dir, watermark)
+    earlier = load_earlier(releases_in(releases_dir))
+    legacy = [e for e in earlier if e.legacy]
+    if legacy and not allow_revision:
+        _refuse_revisions(releases_dir / legacy[-1].version, watermark)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    built_tables: list[tuple[TableSpec, pa.Table, Primary]] = []
+    current: list[PublishedTable] = []
     for spec in specs:
         if progress:
             progress(f"cube {spec.id}")
         cells = build_cells(store, spec, con)
-        built_tables.append((spec, cells, primary(cells, spec.rules)))
+        contributions = con.sql(contributions_sql(spec, fact_source(store))).to_arrow_table()
+        _write(staging / CONTRIBUTIONS / f"{spec.id}.parquet", contributions)
+        current.append(
+            PublishedTable(
+                spec=spec,
+                cells=cells,
+                value=cells[MAGNITUDE],
+                prim=primary(cells, spec.rules),
+                hidden=None,
+                contributions=contributions,
+            )
+        )
     timings["cubes"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lineage = joint(current, earlier, con)
     con.close()
     shutil.rmtree(f"{staging}-spill", ignore_errors=True)
-    t0 = time.perf_counter()
-    system = build_system(built_tables)
-    indexes = [
-        TableIndex.build(spec, cells, system.table_rows[spec.id]) for spec, cells, _ in built_tables
-    ]
-    if secondary:
-        result = protect(
-            system, indexes, previous=_previous_pattern(releases_dir, system), progress=progress
-        )
-        # protect() ends with the audit of record; the perturbations it found are hints the
-        # audit checks against every relation itself (only checked ones count), and it loops
-        # back on any cell the audit flags.
-        suppressed, report = result.suppressed, result.audit
-        timings["secondary+audit"] = time.perf_counter() - t0
-    else:
-        suppressed = system.sensitive.copy()
-        cubes = Hypercubes(system, indexes)
-        report = audit(system, suppressed, all_cells=True, exact=False, cubes=cubes)
-        timings["audit"] = time.perf_counter() - t0
+    system = lineage.system
+    previous = _previous_pattern(releases_dir, system)
+    unknown, audits, limited = protect_joint(
+        lineage, previous=previous, progress=progress, secondary=secondary
+    )
+    report = audits[0]
+    passed = all(a.passed for a in audits)
+    timings["secondary+audit" if secondary else "audit"] = time.perf_counter() - t0
+    # Shown hidden: what the attacker does not know, plus cells hidden before that did not
+    # change (stable patterns) and sensitive ones an earlier release already published.
+    shown_hidden = unknown | lineage.keep_hidden | lineage.conflicts
     entries, counts, hashes = [], {}, {}
-    for spec, cells, prim in built_tables:
-        gids = system.table_rows[spec.id]
-        hidden = suppressed[gids]
+    for t in current:
+        spec, cells = t.spec, t.cells
+        gids = lineage.current_rows(spec.id)
+        hidden = shown_hidden[gids]
         public = apply_suppression(cells, spec, pa.array(hidden)).select(
             [*spec.levels, *spec.measures, FLAG]
         )
@@ -215,7 +236,8 @@ def build_release(
         counts[spec.id] = {
             "rows": public.num_rows,
             "suppressed": int(hidden.sum()),
-            "primary": int(prim.sensitive.sum()),
+            "primary": int(t.prim.sensitive.sum()),
+            "revision": int((system.reason[gids] == Reason.REVISION).sum()),
         }
         hashes[rel] = _sha256(staging / rel)
         entries.append(
@@ -233,20 +255,43 @@ def build_release(
                 "sha256": hashes[rel],
             }
         )
+    own = np.flatnonzero(shown_hidden[: lineage.current])
     _write(
         staging / "internal" / "suppressed.parquet",
-        pa.table({"cell": [system.keys[g] for g in np.flatnonzero(suppressed).tolist()]}),
+        pa.table({"cell": [system.keys[g] for g in own.tolist()]}),
+    )
+    _write(staging / REQUIREMENTS, lineage.requirements)
+    _write(
+        staging / LIMITED,
+        pa.table(
+            {"cell": list(limited), "protection": list(limited.values())},
+            schema=pa.schema([("cell", pa.string()), ("protection", pa.float64())]),
+        ),
     )
     params = {
         "tables": {s.id: msgspec.to_builtins(s.rules) for s in specs},
         "secondary": "hypercube+lp-box" if secondary else "none",
         "audit": {
-            "passed": report.passed,
+            "passed": passed,
             "failures": len(report.failures),
             "components": report.components,
             "largest_component": report.largest_component,
             "lps": report.lps,
             "certified": report.certified,
+            "lineage": {
+                "releases": lineage.lineage,
+                "known_cells": int(lineage.frozen.sum()),
+                "earlier_hidden_cells": int(lineage.fixed_hidden.sum()),
+                "already_published_sensitive": int(lineage.conflicts.sum()),
+                "revision_requirements": lineage.requirements.num_rows,
+                # pinned by earlier releases closer than their protection: held to what any
+                # pattern of this release can give them (internal/limited.parquet)
+                "limited_by_earlier_releases": len(limited),
+                "revisions_of_hidden_cells": 0
+                if lineage.revisions is None
+                else lineage.revisions.system.size - system.size,
+                "revision_audit_failures": sum(len(a.failures) for a in audits[1:]),
+            },
         },
     }
     (staging / PARAMETERS).write_text(json.dumps(params, indent=2) + "\n")
@@ -261,20 +306,31 @@ def build_release(
         "rules": {
             "primary": sorted({r for s in specs for r in rule_names(s.rules)}),
             "secondary": ["lp-hypercube-box"] if secondary else [],
-            "audit": "lp-interval (HiGHS) with verified hypercube certificates, all tables linked",
+            "audit": "lp-interval (HiGHS) with verified hypercube certificates, all tables "
+            "linked, every earlier release included",
             "markers": {"X": "suppressed", "-": "true zero", "..": "not applicable"},
         },
         # Values are confidential: only where they are kept internally, and their hash.
         "parameters": {"file": PARAMETERS, "sha256": _sha256(staging / PARAMETERS)},
+        "lineage": lineage.lineage,
         "counts": {"tables": len(specs), "cells": sum(c["rows"] for c in counts.values())},
         "tables": entries,
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    if not report.passed:
-        raise AuditFailed([system.keys[g] for g in report.failures.tolist()], staging)
+    if not passed:
+        keys = lineage.revisions.system.keys if lineage.revisions is not None else system.keys
+        failing = sorted({keys[g] for a in audits for g in a.failures.tolist()})
+        raise AuditFailed(failing, staging)
     final = releases_dir / version
     staging.rename(final)
-    return ReleaseSummary(version=version, path=final, tables=counts, timings=timings)
+    return ReleaseSummary(
+        version=version,
+        path=final,
+        tables=counts,
+        timings=timings,
+        lineage=lineage.lineage,
+        limited=len(limited),
+    )
 
 
 def _diagnostics(
@@ -310,5 +366,5 @@ def read_manifest(release_dir: Path) -> dict[str, object]:
 
 
 def newest_release(releases_dir: Path) -> Path | None:
-    candidates = sorted(p for p in releases_dir.glob("*") if (p / MANIFEST).is_file())
+    candidates = releases_in(releases_dir)
     return candidates[-1] if candidates else None

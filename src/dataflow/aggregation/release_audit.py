@@ -1,30 +1,35 @@
 """``dataflow release audit DIR``: re-check a built release from its own files.
 
 Reads the public tables (what partners see) and the internal diagnostics (true values and
-protection levels, never served), verifies the content hashes, rebuilds the linked system and
-runs the LP audit over all tables together, then each table on its own (time per table).
+protection levels, never served), verifies the content hashes, rebuilds the linked system with
+every earlier release it was protected against (``lineage.py``) and runs the LP audit over all
+of it, revisions included, then each table on its own (time per table).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
+import duckdb
 import msgspec
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow.aggregation.audit import audit
 from dataflow.aggregation.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.lineage import (
+    LIMITED,
+    LineageError,
+    audit_joint,
+    joint,
+    load_earlier,
+    load_tables,
+)
 from dataflow.aggregation.linked import build_system
-from dataflow.aggregation.specs import MAGNITUDE, TableSpec
-from dataflow.aggregation.suppression import FLAG, FLAG_SUPPRESSED, Primary, Reason
 
-__all__ = ["ReleaseAudit", "TableAudit", "audit_release", "load_release_tables"]
+__all__ = ["ReleaseAudit", "TableAudit", "audit_release"]
 
 
 class TableAudit(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,56 +52,11 @@ class ReleaseAudit(msgspec.Struct, frozen=True, kw_only=True):
     certified: int
     seconds: float
     tables: list[TableAudit]
+    lineage: list[str] = []  # earlier releases audited together with this one
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_release_tables(
-    release: Path,
-) -> tuple[dict[str, object], list[tuple[TableSpec, pa.Table, Primary, np.ndarray]], bool]:
-    """Specs, true-valued cells, primary verdicts and published suppression per table."""
-    manifest = json.loads((release / "manifest.json").read_text(encoding="utf-8"))
-    params = json.loads((release / "internal" / "parameters.json").read_text(encoding="utf-8"))
-    hashes_ok = True
-    out = []
-    for entry in manifest["tables"]:
-        path = release / entry["file"]
-        hashes_ok &= _sha256(path) == entry["sha256"]
-        spec = msgspec.convert(
-            {
-                "id": entry["id"],
-                "title": entry["title"],
-                "hierarchies": entry["hierarchies"],
-                "measures": entry["measures"],
-                "filters": entry.get("filters", {}),
-                "rules": params["tables"][entry["id"]],
-            },
-            TableSpec,
-        )
-        public = pq.read_table(path)
-        internal = pq.read_table(release / "internal" / f"{spec.id}.parquet")
-        for lv in spec.levels:  # the two files are written in the same row order
-            same = pc.cast(public[lv], pa.string()).equals(pc.cast(internal[lv], pa.string()))
-            if not same:
-                raise ValueError(f"{spec.id}: public and internal rows differ")
-        value = pc.cast(internal["value"], pa.float64()).to_numpy(zero_copy_only=False)
-        reason = np.array(
-            [r.startswith("primary") for r in internal["reason"].to_pylist()], np.bool_
-        )
-        prim = Primary(
-            value=value,
-            sensitive=reason,
-            reason=np.where(reason, Reason.THRESHOLD, 0).astype(np.int8),
-            protection=internal["protection"].to_numpy(zero_copy_only=False),
-        )
-        hidden = pc.equal(public[FLAG], FLAG_SUPPRESSED).to_numpy(zero_copy_only=False)
-        published = pc.is_valid(public[MAGNITUDE]).to_numpy(zero_copy_only=False)
-        if (hidden & published).any():
-            raise ValueError(f"{spec.id}: a cell flagged X still shows its value")
-        out.append((spec, internal, prim, hidden))
-    return manifest, out, hashes_ok
 
 
 def audit_release(
@@ -106,46 +66,71 @@ def audit_release(
     exact: bool = False,
     per_table: bool = False,
 ) -> ReleaseAudit:
-    """The whole release, linked; ``exact`` computes every suppressed cell's exact interval;
-    ``per_table`` also audits each table alone, to time it."""
+    """The whole release, linked, together with the earlier releases it was protected against
+    (its manifest's ``lineage``, found beside it); ``exact`` computes every suppressed cell's
+    exact interval; ``per_table`` also audits each table alone, to time it."""
     del datasets_dir  # identities come from the files; no reference join is needed to audit
     started = time.perf_counter()
-    manifest, tables, hashes_ok = load_release_tables(release)
-    system = build_system([(s, c, p) for s, c, p, _ in tables])
-    suppressed = np.zeros(system.size, np.bool_)
-    for spec, _, _, hidden in tables:
-        suppressed[system.table_rows[spec.id][hidden]] = True
-    indexes = [TableIndex.build(s, c, system.table_rows[s.id]) for s, c, _, _ in tables]
-    cubes = Hypercubes(system, indexes)
-    report = audit(system, suppressed, all_cells=True, exact=exact, cubes=cubes)
+    manifest, tables = load_tables(release)
+    entries = {str(e["id"]): e for e in manifest["tables"]}  # type: ignore[attr-defined]
+    hashes_ok = all(
+        _sha256(release / entries[t.spec.id]["file"]) == entries[t.spec.id]["sha256"]
+        for t in tables
+    )
+    versions = [str(v) for v in manifest.get("lineage", [])]  # type: ignore[attr-defined]
+    missing = [v for v in versions if not (release.parent / v / "manifest.json").is_file()]
+    if missing:
+        raise LineageError(
+            f"release {manifest['version']} was protected against {', '.join(missing)}, not "
+            f"found in {release.parent}: audit it where its earlier releases are"
+        )
+    con = duckdb.connect()
+    try:
+        lineage = joint(
+            tables,
+            load_earlier([release.parent / v for v in versions]),
+            con,
+            limited=_limited(release),
+        )
+    finally:
+        con.close()
+    system = lineage.system
+    hidden = np.zeros(system.size, np.bool_)
+    for t in tables:
+        assert t.hidden is not None
+        hidden[lineage.current_rows(t.spec.id)[t.hidden]] = True
+    audits = audit_joint(lineage, lineage.unknown(hidden), exact=exact)
+    report = audits[0]
     failing = np.zeros(system.size, np.bool_)
     failing[report.failures] = True
     table_reports = []
-    for spec, cells, prim, hidden in tables:
+    for t in tables:
+        assert t.hidden is not None
         seconds = None
         if per_table:
             t0 = time.perf_counter()
-            alone = build_system([(spec, cells, prim)])
+            alone = build_system([(t.spec, t.cells, t.prim)])
             alone_cubes = Hypercubes(
-                alone, [TableIndex.build(spec, cells, alone.table_rows[spec.id])]
+                alone, [TableIndex.build(t.spec, t.cells, alone.table_rows[t.spec.id])]
             )
-            audit(alone, hidden, all_cells=True, exact=exact, cubes=alone_cubes)
+            audit(alone, t.hidden, all_cells=True, exact=exact, cubes=alone_cubes)
             seconds = round(time.perf_counter() - t0, 3)
-        rows = system.table_rows[spec.id]
+        rows = lineage.current_rows(t.spec.id)
         table_reports.append(
             TableAudit(
-                id=spec.id,
-                cells=cells.num_rows,
-                suppressed=int(hidden.sum()),
-                sensitive=int(prim.sensitive.sum()),
+                id=t.spec.id,
+                cells=t.cells.num_rows,
+                suppressed=int(t.hidden.sum()),
+                sensitive=int(t.prim.sensitive.sum()),
                 failures=int(failing[rows].sum()),
                 seconds=seconds,
             )
         )
+    failures = sum(len(a.failures) for a in audits)  # revision cells count here only
     return ReleaseAudit(
         release=str(manifest["version"]),
-        passed=report.passed and hashes_ok,
-        failures=len(report.failures),
+        passed=failures == 0 and hashes_ok,
+        failures=failures,
         hashes_ok=hashes_ok,
         components=report.components,
         largest_component=report.largest_component,
@@ -153,4 +138,13 @@ def audit_release(
         certified=report.certified,
         seconds=round(time.perf_counter() - started, 3),
         tables=table_reports,
+        lineage=versions,
     )
+
+
+def _limited(release: Path) -> dict[str, float]:
+    path = release / LIMITED
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path)
+    return dict(zip(table["cell"].to_pylist(), table["protection"].to_pylist(), strict=True))

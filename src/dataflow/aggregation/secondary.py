@@ -19,14 +19,14 @@ perturbation found here as a hint, which it checks itself against every relation
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from dataflow.aggregation.audit import AuditResult, audit
-from dataflow.aggregation.boxes import MARGIN, Boxes, cheapest_perturbation
+from dataflow.aggregation.boxes import MARGIN, Boxes, cheapest_perturbation, largest_move
 from dataflow.aggregation.hypercube import Hypercubes, TableIndex
 from dataflow.aggregation.levels import TOTAL
 from dataflow.aggregation.linked import CellSystem
@@ -64,6 +64,9 @@ class SecondaryResult:
     audit: AuditResult
     lps: int
     rounds: int
+    witnesses: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
+    # ``relax``: cells no pattern can protect fully, and the protection they got instead
+    limited: dict[int, float]
 
 
 def protect(
@@ -74,26 +77,55 @@ def protect(
     box: int = 4,
     max_rounds: int = 5,
     progress: Callable[[str], None] | None = None,
+    initial: npt.NDArray[np.bool_] | None = None,
+    frozen: npt.NDArray[np.bool_] | None = None,
+    grand_totals: npt.NDArray[np.bool_] | None = None,
+    cubes: Hypercubes | None = None,
+    relax: bool = False,
 ) -> SecondaryResult:
-    """Primary + secondary pattern that passes the audit (or raise ``ProtectionError``)."""
-    suppressed = system.sensitive.copy()
+    """Primary + secondary pattern that passes the audit (or raise ``ProtectionError``).
+
+    ``initial`` cells are hidden from the start (default: the sensitive ones); ``frozen`` cells
+    are known to the attacker whatever this release does (an earlier release published them),
+    so they never help: no perturbation moves them and they are never hidden for protection.
+    ``grand_totals``: cells only the whole-release step may hide (default: each table's
+    all-margin cell). ``relax``: where not even the whole release can move a cell far enough
+    (earlier releases pinned it), protect it as far as it can move and report it in
+    ``limited`` instead of raising ``ProtectionError``; the audit then holds it to that.
+    """
+    suppressed = (system.sensitive if initial is None else initial).copy()
+    fixed = np.zeros(system.size, np.bool_) if frozen is None else frozen
     base = cell_costs(system.value, previous)
     weights_all = np.where(suppressed, _SUPPRESSED_COST, base)
-    grand = np.zeros(system.size, np.bool_)
-    for t in tables:
-        r = t.index.get(tuple([TOTAL] * len(t.spec.levels)))
-        if r is not None:
-            grand[t.gids[r]] = True
-    cubes = Hypercubes(system, list(tables))
+    search_weights = np.where(fixed, np.inf, base)
+    grand = np.zeros(system.size, np.bool_) if grand_totals is None else grand_totals
+    if grand_totals is None:
+        for t in tables:
+            r = t.index.get(tuple([TOTAL] * len(t.spec.levels)))
+            if r is not None:
+                grand[t.gids[r]] = True
+    cubes = cubes or Hypercubes(system, list(tables))
     boxes = Boxes(cubes)
     lps = 0
     x = system.value
-    need_up = system.protection * MARGIN
-    need_down = np.minimum(system.protection * MARGIN, x)
+    protection = system.protection.copy()
+    limited: dict[int, float] = {}
+    need_up = protection * MARGIN
+    need_down = np.minimum(protection * MARGIN, x)
     # A cell counts as protected by someone else's perturbation a little below the target (LP
     # optima sit exactly on it, up to rounding) but still past what the audit demands.
-    credit_up = system.protection * _CREDIT
+    credit_up = protection * _CREDIT
     credit_down = np.minimum(credit_up, x - 0.25 * _AUDIT_TOL * np.maximum(1.0, x))
+
+    def limit(g: int, reach: float) -> None:
+        """Hold ``g`` to the protection it can get: a little less than its furthest move."""
+        p = max(0.0, min(float(protection[g]), reach / MARGIN * (1.0 - 1e-6)))
+        limited[g] = protection[g] = p
+        need_up[g] = p * MARGIN
+        need_down[g] = min(p * MARGIN, x[g])
+        credit_up[g] = p * _CREDIT
+        credit_down[g] = min(credit_up[g], x[g] - 0.25 * _AUDIT_TOL * max(1.0, x[g]))
+
     done_up = np.zeros(system.size, np.bool_)
     done_down = np.zeros(system.size, np.bool_)
 
@@ -123,8 +155,8 @@ def protect(
         down = float(need_down[g]) if not done_down[g] else 0.0
         if up == 0.0 and down == 0.0:
             return
-        for cert in cubes.search(g, suppressed, base, up, down, hidden_only=False):
-            if cubes.verify(cert):
+        for cert in cubes.search(g, suppressed, search_weights, up, down, hidden_only=False):
+            if np.isfinite(cert.cost) and cubes.verify(cert):
                 hide(cert.cells, cert.signs)
 
     def protect_cell(g: int, widen: int) -> None:
@@ -132,11 +164,11 @@ def protect(
 
         def rank(c: npt.NDArray[np.int64]) -> tuple[npt.NDArray[Any], ...]:
             # free cells first, then those big enough to absorb the move, then the cheapest
-            return (~suppressed[c], system.value[c] < need, base[c])
+            return (fixed[c], ~suppressed[c], system.value[c] < need, base[c])
 
         if widen == 0:
             try_hypercube(g)
-        need = float(system.protection[g])
+        need = float(protection[g])
         for amount, done in ((need, done_up), (-min(need, float(x[g])), done_down)):
             if amount == 0.0 or (done[g] and widen == 0):
                 continue
@@ -150,13 +182,24 @@ def protect(
                 else:
                     cells = np.array(sorted(boxes.box(g, box * _WIDEN[attempt], rank)))
                 # Boxes never hide a table's grand total; only the whole release may.
-                frozen = None if attempt == len(_WIDEN) else grand[cells] & ~suppressed[cells]
+                still = fixed[cells]
+                if attempt < len(_WIDEN):
+                    still = still | (grand[cells] & ~suppressed[cells])
                 found = cheapest_perturbation(
-                    system, cubes.matrix, cells, g, amount, weights_all[cells], frozen
+                    system, cubes.matrix, cells, g, amount, weights_all[cells], still
                 )
                 lps += 1
                 if found is not None:
                     break
+            if found is None and relax:
+                found = largest_move(
+                    system, cubes.matrix, cells, g, amount, weights_all[cells], still
+                )
+                lps += 1
+                reach = 0.0 if found is None else float(np.max(np.abs(found[1][found[0] == g])))
+                limit(g, reach)
+                if found is None:
+                    continue
             if found is None:
                 raise ProtectionError(system.keys[g])
             hide(*found)
@@ -170,10 +213,22 @@ def protect(
             progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
         protect_cell(g, 0)
     rounds = 1
-    result = audit(system, suppressed, exact=False, cubes=cubes, witnesses=witnesses)
+
+    def audited() -> AuditResult:
+        held = replace(system, protection=protection) if limited else system
+        return audit(held, suppressed, exact=False, cubes=cubes, witnesses=witnesses)
+
+    result = audited()
     while not result.passed and rounds < max_rounds:
         for g in result.failures.tolist():
             protect_cell(g, min(len(_WIDEN), rounds))
         rounds += 1
-        result = audit(system, suppressed, exact=False, cubes=cubes, witnesses=witnesses)
-    return SecondaryResult(suppressed=suppressed, audit=result, lps=lps, rounds=rounds)
+        result = audited()
+    return SecondaryResult(
+        suppressed=suppressed,
+        audit=result,
+        lps=lps,
+        rounds=rounds,
+        witnesses=witnesses,
+        limited=limited,
+    )

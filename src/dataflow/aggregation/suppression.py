@@ -51,6 +51,7 @@ class Reason(IntEnum):
     P_PERCENT = 2
     DOMINANCE = 3
     SECONDARY = 4
+    REVISION = 5  # differencing it with an earlier release would expose the revision
 
     @property
     def label(self) -> str:
@@ -60,6 +61,7 @@ class Reason(IntEnum):
             2: "primary:p-percent",
             3: "primary:dominance",
             4: "secondary",
+            5: "revision",
         }[int(self)]
 
 
