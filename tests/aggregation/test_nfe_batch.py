@@ -26,6 +26,7 @@ from dataflow.aggregation.nfe_xml import (
     _MONEY,
     _NCM,
     _UNIT,
+    NS,
     SEP,
     ParsedCancellation,
     ParsedInvoice,
@@ -87,6 +88,14 @@ def test_each_broken_document_is_handed_back(generated: list[bytes]) -> None:
     for reason, breaker in BREAKERS.items():
         data = breaker(generated[0].decode()).encode()
         assert not _assert_agrees(data), reason
+
+
+def test_an_empty_nfe_is_handed_back(tmp_path: Path) -> None:
+    data = f'<nfeProc xmlns="{NS}" versao="4.00"><NFe/><protNFe/></nfeProc>'.encode()
+    assert not _assert_agrees(data)
+    (tmp_path / "empty.xml").write_bytes(data)
+    result = parse_files([str(tmp_path / "empty.xml")], False, str(tmp_path / "q"))
+    assert result.rejected == [(str(tmp_path / "empty.xml"), "schema_violation")]
 
 
 def test_nfelib_samples_agree(nfe_samples: Path) -> None:

@@ -194,7 +194,7 @@ def _read(root: etree._Element) -> tuple[list[str], list[list[str]]] | None:
     nfe, prot = kids
     kids = list(nfe)
     tags = [k.tag for k in kids]
-    if tags[0] != _INF or tags.count(_INF) != 1 or tags.count(_SIG) != 1:
+    if tags[:1] != [_INF] or tags.count(_INF) != 1 or tags.count(_SIG) != 1:  # also: no children
         return None
     inf = kids[0]
     ident = inf.get("Id") or ""
