@@ -85,6 +85,8 @@ def test_the_compiled_reading_is_built_against_the_installed_lxml() -> None:
     assert etree.__version__ == _nfe_read.BUILT_WITH_LXML
     with pytest.raises(TypeError):
         COMPILED_READ("<nfeProc/>")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        COMPILED_READ(etree._Element())
 
 
 @pytest.fixture(scope="module")

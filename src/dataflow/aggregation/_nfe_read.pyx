@@ -161,6 +161,8 @@ def read(_Element root not None, /):
     cdef xmlNode* info
     cdef xmlNode* values[12]
     cdef int n_ender = 0
+    if c_root is NULL:  # a proxy made without a node (etree._Element())
+        raise ValueError("invalid Element proxy")
     if not _is(c_root, b"nfeProc") or _get(c_root, b"versao") != "4.00":
         return None
     # list(root): exactly [NFe, protNFe]
