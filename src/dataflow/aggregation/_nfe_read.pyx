@@ -23,6 +23,8 @@ from lxml.includes.tree cimport (
     xmlNode,
 )
 
+from dataflow.aggregation.nfe_xml import AUTHORIZED_STATUS, encoded_key
+
 cetree.import_lxml__etree()
 
 # The lxml whose headers this was compiled with (a test checks it is the one installed).
@@ -31,7 +33,6 @@ BUILT_WITH_LXML = cetree.LXML_VERSION_STRING.decode()
 cdef const char* _NS = b"http://www.portalfiscal.inf.br/nfe"
 cdef const char* _DS = b"http://www.w3.org/2000/09/xmldsig#"
 
-_AUTHORIZED = frozenset({"100", "150"})  # nfe_xml.AUTHORIZED_STATUS
 _MAX_ITEMS = 990
 _NITEMS = [str(i) for i in range(1, _MAX_ITEMS + 1)]
 
@@ -242,21 +243,11 @@ def read(_Element root not None, /):
     p_amb, p_key, p_stat = _text(values[0]), _text(values[1]), _text(values[2])
     key = ident[3:]
     if (
-        p_stat not in _AUTHORIZED
+        p_stat not in AUTHORIZED_STATUS
         or p_key != key
         or tp_amb != "1"
         or p_amb == "2"
-        or key
-        != c_uf
-        + dh_emi[2:4]
-        + dh_emi[5:7]
-        + cnpj
-        + mod
-        + serie.zfill(3)
-        + n_nf.zfill(9)
-        + tp_emis
-        + c_nf
-        + c_dv
+        or key != encoded_key(c_uf, dh_emi, cnpj, mod, serie, n_nf, tp_emis, c_nf, c_dv)
     ):
         return None
     items = _items(inf)

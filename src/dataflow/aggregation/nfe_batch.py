@@ -55,6 +55,7 @@ from dataflow.aggregation.nfe_xml import (
     DS,
     NS,
     SEP,
+    encoded_key,
     instant,
     joined,
 )
@@ -257,19 +258,7 @@ def read_python(root: etree._Element) -> tuple[list[str], list[list[str]]] | Non
         or p_key != key
         or tp_amb != "1"
         or p_amb == "2"
-        # The key encodes the content: with every part in its fixed width (checked per column
-        # later), equal strings mean equal parts.
-        or key
-        != c_uf
-        + dh_emi[2:4]
-        + dh_emi[5:7]
-        + cnpj
-        + mod
-        + serie.zfill(3)
-        + n_nf.zfill(9)
-        + tp_emis
-        + c_nf
-        + c_dv
+        or key != encoded_key(c_uf, dh_emi, cnpj, mod, serie, n_nf, tp_emis, c_nf, c_dv)
     ):
         return None
     items = _read_items(inf)
