@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False
 """``nfe_batch.read_python`` compiled: the same reading of an authorized nfeProc, on libxml2's nodes.
 
 The Python reading makes an lxml proxy object, a tag string and a text string for each of the

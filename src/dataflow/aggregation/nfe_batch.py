@@ -61,7 +61,7 @@ from dataflow.aggregation.nfe_xml import (
 )
 from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
 
-__all__ = ["COMPILED_READ", "READ", "FastTask", "Reader", "read_python"]
+__all__ = ["COMPILED_READ", "READ", "FastTask", "read_python"]
 
 _N = "{" + NS + "}"
 
@@ -190,7 +190,7 @@ def _first(element: etree._Element, tag: str) -> etree._Element | None:
     return None
 
 
-Reader = Callable[[etree._Element], tuple[list[str], list[list[str]]] | None]
+_Reader = Callable[[etree._Element], tuple[list[str], list[list[str]]] | None]
 
 
 def read_python(root: etree._Element) -> tuple[list[str], list[list[str]]] | None:
@@ -304,7 +304,7 @@ def _read_items(inf: etree._Element) -> list[list[str]] | None:
     return columns
 
 
-def _compiled() -> Reader | None:
+def _compiled() -> _Reader | None:
     try:
         from dataflow.aggregation._nfe_read import read
     except ImportError:  # a source tree used without its build step
@@ -313,7 +313,7 @@ def _compiled() -> Reader | None:
 
 
 COMPILED_READ = _compiled()
-READ: Reader = COMPILED_READ or read_python
+READ: _Reader = COMPILED_READ or read_python
 
 
 def _bad(
@@ -373,8 +373,7 @@ def _instants(dh: list[str]) -> tuple[pa.Array, pa.Array, pa.Array, npt.NDArray[
 class FastTask:
     """The fast-path invoices of one worker task: ``add`` each parsed document, then ``finish``."""
 
-    def __init__(self, read: Reader | None = None) -> None:
-        self.read = read or READ
+    def __init__(self) -> None:
         self.positions: list[int] = []
         self.header: list[list[str]] = []
         self.items: list[list[str]] = [[] for _ in range(_N_ITEM_COLUMNS)]
@@ -382,7 +381,7 @@ class FastTask:
 
     def add(self, position: int, root: etree._Element) -> str | None:
         """Take the document at ``position`` (→ its access key) or leave it to the reference."""
-        read = self.read(root)
+        read = READ(root)
         if read is None:
             return None
         header, items = read
