@@ -18,7 +18,8 @@ Pipeline figures:
 - ``cli``: ``python -m dataflow data ingest`` timed from outside (interpreter, imports, pool);
 - ``strict``: warm, with the official XSD validating every document;
 - ``one_process``: the worker step alone (read, parse, check, Arrow tables) against a bare parse,
-  alternating 256-file chunks in this process: the "at most twice the parse" target itself.
+  alternating 256-file chunks in this process: the "at most twice the parse" target itself; and
+  the same step with the fast path's pure-Python reading (the compiled one's fallback).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from statistics import median
 from lxml import etree
 
 from benchmarks.common import write_result
+from dataflow.aggregation import nfe_batch
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.ingest import ingest, start_pool
 from dataflow.aggregation.ingest_worker import parse_files
@@ -137,23 +139,45 @@ def _cli_rate(xml_dir: Path, store: Path, workers: int) -> float:
     return INVOICES / elapsed
 
 
+def _worker_python_read(paths: list[str], qdir: str) -> None:
+    """The worker step with the fast path's pure-Python reading (the fallback of the compiled)."""
+    compiled = nfe_batch.READ
+    nfe_batch.READ = nfe_batch.read_python
+    try:
+        parse_files(paths, False, qdir)
+    finally:
+        nfe_batch.READ = compiled
+
+
 def _one_process(files: list[str], qdir: str) -> dict[str, float]:
-    """The worker step against a bare parse, alternating chunks in this process (wall and CPU)."""
-    wall = {"lxml": 0.0, "worker": 0.0}
-    cpu = {"lxml": 0.0, "worker": 0.0}
-    parse_files(files[:CHUNK], False, qdir)  # first-use costs (imports, compiled patterns)
+    """The worker step against a bare parse, alternating chunks in this process (wall and CPU);
+    the same step with the pure-Python reading beside it."""
+    steps: dict[str, Callable[[list[str]], object]] = {
+        "lxml": _parse_lxml,
+        "worker": lambda chunk: parse_files(chunk, False, qdir),
+        "worker_python_read": lambda chunk: _worker_python_read(chunk, qdir),
+    }
+    wall = dict.fromkeys(steps, 0.0)
+    cpu = dict.fromkeys(steps, 0.0)
+    for fn in steps.values():
+        fn(files[:CHUNK])  # first-use costs (imports, compiled patterns)
     for i in range(0, len(files), CHUNK):
         chunk = files[i : i + CHUNK]
-        for name, fn in (("lxml", _parse_lxml), ("worker", parse_files)):
+        for name, fn in steps.items():
             w, c = time.perf_counter(), time.process_time()
-            fn(chunk) if name == "lxml" else fn(chunk, False, qdir)  # type: ignore[call-arg]
+            fn(chunk)
             wall[name] += time.perf_counter() - w
             cpu[name] += time.process_time() - c
     return {
         "lxml_docs_per_s": round(len(files) / wall["lxml"], 1),
         "worker_docs_per_s": round(len(files) / wall["worker"], 1),
+        "worker_python_read_docs_per_s": round(len(files) / wall["worker_python_read"], 1),
         "ratio_worker_over_lxml_parse": round(wall["lxml"] / wall["worker"], 3),
         "ratio_cpu_time": round(cpu["lxml"] / cpu["worker"], 3),
+        "ratio_worker_python_read_over_lxml_parse": round(
+            wall["lxml"] / wall["worker_python_read"], 3
+        ),
+        "cpu_us_per_doc": {k: round(v / len(files) * 1e6, 1) for k, v in cpu.items()},
     }
 
 
@@ -269,6 +293,8 @@ def main() -> None:
                 f"{workers} processes; ingestion end to end vs parsing the same files"
             ),
             "workers": workers,
+            # The fast path's reading: compiled (_nfe_read, built by uv sync) or its Python twin.
+            "compiled_reader": nfe_batch.COMPILED_READ is not None,
             "load_average_before_after": [round(x, 2) for x in (*load_before, *load_after)],
             "docs_per_s_best": {k: round(v, 1) for k, v in best.items()},
             "runs_docs_per_s": {k: [round(x, 1) for x in v] for k, v in runs.items()},

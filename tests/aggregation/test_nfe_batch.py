@@ -2,9 +2,12 @@
 
 Every document is run through both: ``FastTask`` (the bulk path) and ``parse_document`` (the
 reference). Whatever the fast path takes must be an invoice for the reference with the same rows;
-whatever it hands back is the reference's to accept or reject. Documents: generated ones, one per
-quarantine reason, nfelib's real samples, and generated ones mutated at random (values replaced,
-elements repeated, dropped, moved or reordered, comments slipped in).
+whatever it hands back is the reference's to accept or reject. The fast path's reading is compiled
+(``_nfe_read``) with a pure-Python twin (``read_python``): every document is also read by both,
+which must return the same values. Documents: generated ones, one per quarantine reason, nfelib's
+real samples, and generated ones mutated at random (values replaced, elements repeated, dropped,
+moved, reordered or put in another namespace, attributes dropped, comments, processing
+instructions and entity references slipped in).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from dataflow.aggregation.ingest_worker import parse_files, reference_tables
-from dataflow.aggregation.nfe_batch import FastTask, _bad, _instants
+from dataflow.aggregation import _nfe_read, nfe_batch
+from dataflow.aggregation.ingest_worker import TaskResult, parse_files, reference_tables
+from dataflow.aggregation.nfe_batch import COMPILED_READ, FastTask, _bad, _instants, read_python
 from dataflow.aggregation.nfe_xml import (
     _MONEY,
     _NCM,
     _UNIT,
+    NS,
     SEP,
     ParsedCancellation,
     ParsedInvoice,
@@ -41,12 +46,15 @@ from .conftest import BREAKERS
 
 
 def _fast(data: bytes) -> tuple[pa.Table, pa.Table] | None:
-    """The fast path's rows for one document, or None when it hands the document back."""
+    """The fast path's rows for one document, or None when it hands the document back; checks
+    that the compiled and the Python reading read the same."""
     task = FastTask()
     try:
         root = etree.fromstring(data, parser=parser())
     except etree.XMLSyntaxError:
         return None
+    assert COMPILED_READ is not None
+    assert COMPILED_READ(root) == read_python(root)
     if task.add(0, root) is None:
         return None
     facts, invoices, deferred = task.finish()
@@ -71,6 +79,16 @@ def _assert_agrees(data: bytes) -> bool:
     return True
 
 
+def test_the_compiled_reading_is_built_against_the_installed_lxml() -> None:
+    # uv sync builds it (setup.py); without it every test here would compare Python with Python.
+    assert COMPILED_READ is not None and nfe_batch.READ is COMPILED_READ
+    assert etree.__version__ == _nfe_read.BUILT_WITH_LXML
+    with pytest.raises(TypeError):
+        COMPILED_READ("<nfeProc/>")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        COMPILED_READ(etree._Element())
+
+
 @pytest.fixture(scope="module")
 def generated(reference: ReferenceData) -> list[bytes]:
     docs = iter_documents(reference, invoices=40, seed=5, alnum_share=0.3)
@@ -89,6 +107,14 @@ def test_each_broken_document_is_handed_back(generated: list[bytes]) -> None:
         assert not _assert_agrees(data), reason
 
 
+def test_an_empty_nfe_is_handed_back(tmp_path: Path) -> None:
+    data = f'<nfeProc xmlns="{NS}" versao="4.00"><NFe/><protNFe/></nfeProc>'.encode()
+    assert not _assert_agrees(data)
+    (tmp_path / "empty.xml").write_bytes(data)
+    result = parse_files([str(tmp_path / "empty.xml")], False, str(tmp_path / "q"))
+    assert result.rejected == [(str(tmp_path / "empty.xml"), "schema_violation")]
+
+
 def test_nfelib_samples_agree(nfe_samples: Path) -> None:
     taken = [_assert_agrees(p.read_bytes()) for p in sorted(nfe_samples.rglob("*.xml"))]
     assert len(taken) > 10
@@ -101,17 +127,25 @@ _VALUES = st.one_of(
 )
 
 
+# Declares the entity the mutations insert, and a default nItem (so that a det without one reads
+# "1" through the DTD: both readings must ask lxml the same way).
+_DOCTYPE = '<!DOCTYPE nfeProc [<!ENTITY e "1"><!ATTLIST det nItem CDATA "1">]>'
+
+
 def _mutate(data: bytes, rng: random.Random, value: str) -> bytes:
-    root = etree.fromstring(data)
+    root = etree.fromstring(data, parser=parser())
     elements = list(root.iter(etree.Element))
     el = rng.choice(elements[1:])
     parent = el.getparent()
     assert parent is not None
-    kind = rng.randrange(7)
+    kind = rng.randrange(11)
     if kind == 0 and len(el) == 0:
         el.text = value
-    elif kind == 1:
-        parent.insert(parent.index(el) + rng.choice([0, 1]), etree.fromstring(etree.tostring(el)))
+    elif kind == 1:  # a copy before or after, with the value where it has no children
+        copy = etree.fromstring(etree.tostring(el))
+        if len(copy) == 0 and rng.random() < 0.5:
+            copy.text = value
+        parent.insert(parent.index(el) + rng.choice([0, 1]), copy)
     elif kind == 2:
         parent.remove(el)
     elif kind == 3:
@@ -126,9 +160,19 @@ def _mutate(data: bytes, rng: random.Random, value: str) -> bytes:
         parent.replace(parent[j], a)
     elif kind == 5:
         el.insert(0, etree.Comment("c"))
-    else:
+    elif kind == 6:
         el.set("nItem", value) if el.tag.endswith("det") else el.set("versao", value)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    elif kind == 7:
+        el.tag = rng.choice(["{urn:other}", ""]) + etree.QName(el).localname
+    elif kind == 8:
+        el.insert(rng.randrange(len(el) + 1), etree.ProcessingInstruction("pi", "x"))
+    elif kind == 9:
+        el.insert(rng.randrange(len(el) + 1), etree.Entity("e"))
+    else:
+        for name in ("nItem", "versao", "Id"):
+            el.attrib.pop(name, None)
+    doctype = _DOCTYPE if kind in (9, 10) or b"<!DOCTYPE" in data else None
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", doctype=doctype)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -171,6 +215,34 @@ def test_a_task_mixing_paths_loads_what_the_reference_loads(
     by_doc = [("_doc", "ascending")]
     assert result.invoices.sort_by(by_doc).to_pylist() == invoices.to_pylist()
     assert result.facts.sort_by(by_doc).to_pylist() == facts.sort_by(by_doc).to_pylist()
+
+
+def test_both_readings_give_the_same_task(
+    tmp_path: Path,
+    generated: list[bytes],
+    nfe_samples: Path,
+    broken: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(7)
+    files = sorted(nfe_samples.rglob("*.xml")) + sorted(broken.glob("*.xml"))
+    for i, data in enumerate(generated):
+        for _ in range(i % 3):
+            data = _mutate(data, rng, rng.choice(["0", "1", "", "5102"]))
+        files.append(tmp_path / f"g{i}.xml")
+        files[-1].write_bytes(data)
+    paths = [str(f) for f in files]
+
+    def task() -> TaskResult:
+        return parse_files(paths, False, str(tmp_path / "q"))
+
+    compiled = task()
+    monkeypatch.setattr(nfe_batch, "READ", read_python)
+    python = task()
+    assert compiled.order == python.order and compiled.rejected == python.rejected
+    assert compiled.facts is not None and compiled.invoices is not None
+    assert compiled.facts.equals(python.facts) and compiled.invoices.equals(python.invoices)
+    assert sum(kind == "i" for kind, _ in compiled.order) > len(generated) // 2
 
 
 @settings(max_examples=200, deadline=None)

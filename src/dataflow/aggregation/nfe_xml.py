@@ -33,6 +33,7 @@ __all__ = [
     "ParsedCancellation",
     "ParsedInvoice",
     "document_from_tree",
+    "encoded_key",
     "instant",
     "joined",
     "parse_document",
@@ -135,6 +136,23 @@ class _Reject(Exception):
     def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(detail)
         self.rejection = Rejection(reason, detail)
+
+
+def encoded_key(
+    c_uf: str,
+    dh_emi: str,
+    cnpj: str,
+    mod: str,
+    serie: str,
+    n_nf: str,
+    tp_emis: str,
+    c_nf: str,
+    c_dv: str,
+) -> str:
+    """The access key the content encodes; with every part in its fixed width (checked apart),
+    an equal key means equal parts (the fast path's check)."""
+    aamm = dh_emi[2:4] + dh_emi[5:7]
+    return "".join((c_uf, aamm, cnpj, mod, serie.zfill(3), n_nf.zfill(9), tp_emis, c_nf, c_dv))
 
 
 def to_cents(text: str) -> int:
