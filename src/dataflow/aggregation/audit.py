@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from dataflow.aggregation.boxes import Boxes, cheapest_perturbation
+from dataflow.aggregation.boxes import Boxes, bulk_perturbation, cheapest_perturbation
 from dataflow.aggregation.hypercube import Hypercubes
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
@@ -327,6 +327,7 @@ def audit(
     exact: bool = True,
     cubes: Hypercubes | None = None,
     witnesses: list[Witness] | None = None,
+    bulk: bool = False,
 ) -> AuditResult:
     """Bounds for suppressed cells (only the sensitive ones unless ``all_cells``) and failures.
 
@@ -336,7 +337,9 @@ def audit(
     caller (e.g. the perturbations secondary suppression found), then hypercubes of hidden
     cells, then box LPs — each checked here against every relation of the release, and LPs on
     whole components run only for the rest; only sensitive cells get bounds (``all_cells`` is
-    ignored). How a witness was found does not matter: only checked witnesses count.
+    ignored). How a witness was found does not matter: only checked witnesses count. ``bulk``:
+    after the hypercubes, one LP over every hidden cell moves all open cells up, one down
+    (for cells beyond small boxes, such as revisions: one witness for them all).
     """
     x = system.value
     lower = np.full(system.size, np.nan)
@@ -360,8 +363,20 @@ def audit(
             return np.flatnonzero(system.sensitive & suppressed & ~done)
 
         _certify(system, suppressed, cubes, still_open(), need_lo, need_hi, tol, lo_c, hi_c)
+        if bulk:
+            for sign in (1.0, -1.0):
+                open_ = still_open()
+                reach = need_hi[open_] - x[open_] if sign > 0 else x[open_] - need_lo[open_]
+                open_, reach = open_[reach > 0], reach[reach > 0]
+                if len(open_):
+                    found = bulk_perturbation(
+                        system, cubes.matrix, open_, sign * reach, np.ones(system.size), ~suppressed
+                    )
+                    box_lps += 1
+                    if found is not None:
+                        _apply_witnesses(system, suppressed, cubes, [found], lo_c, hi_c)
         targets = still_open()
-        box_lps = _box_certify(
+        box_lps += _box_certify(
             system, suppressed, cubes, targets, need_lo, need_hi, tol, lo_c, hi_c
         )
         settled = (hi_c >= need_hi - tol) & (lo_c <= need_lo + tol) & system.sensitive & suppressed

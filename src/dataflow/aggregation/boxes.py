@@ -20,7 +20,7 @@ from dataflow.aggregation.hypercube import Hypercubes, Node, parent_node
 from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.lp import LpModel
 
-__all__ = ["MARGIN", "Boxes", "cheapest_perturbation", "largest_move"]
+__all__ = ["MARGIN", "Boxes", "bulk_perturbation", "cheapest_perturbation", "largest_move"]
 
 MARGIN = 1.0 + 1e-4  # aim a little past the protection level, so solver tolerances cannot bite
 
@@ -36,6 +36,15 @@ class Boxes:
         self.tables = cubes.tables
         self.where = cubes.where
         self.slices = cubes.slices
+        # The same table as other releases published it ("id@version", lineage.py): a cell
+        # that moves there moves at the same codes here, so a box spans every twin.
+        family: dict[str, list[int]] = {}
+        for ti, t in enumerate(self.tables):
+            family.setdefault(t.spec.id.partition("@")[0], []).append(ti)
+        self.twins = [
+            [tj for tj in family[t.spec.id.partition("@")[0]] if tj != ti]
+            for ti, t in enumerate(self.tables)
+        ]
 
     def linked_box(self, g: int, k: int, rank: Rank, shared: npt.NDArray[np.bool_]) -> set[int]:
         """The box, plus a small box around each of its cells that other tables publish too:
@@ -49,6 +58,10 @@ class Boxes:
         out: set[int] = set()
         for ti, row in self.where.get(g, []):
             out |= self._table_box(ti, row, k, rank)
+            for tj in self.twins[ti]:
+                twin = self.tables[tj].index.get(self.tables[ti].tuples[row])
+                if twin is not None:
+                    out |= self._table_box(tj, twin, k, rank)
         return out
 
     def _ranked(
@@ -176,3 +189,40 @@ def _perturbation(
     y = sol[:n] - sol[n:]
     keep = np.abs(y) > 1e-7
     return cells[keep], y[keep] * scale
+
+
+def bulk_perturbation(
+    system: CellSystem,
+    matrix: sp.csc_matrix,
+    targets: npt.NDArray[np.int64],
+    amounts: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    frozen: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """One perturbation of the whole system moving every target at least its amount (times
+    ``MARGIN``) its way — all up or all down — keeping ``x + y ≥ 0``, frozen cells still, at
+    least cost: many cells protected by one LP. ``None`` if some target cannot move so."""
+    n = system.size
+    scale = float(np.max(np.abs(amounts)))
+    x = system.value / scale
+    cost = np.concatenate([weights, weights])
+    cost[targets] = cost[n + targets] = 0.0
+    upper = np.concatenate([np.full(n, np.inf), x])
+    upper[np.concatenate([frozen, frozen])] = 0.0
+    lower = np.zeros(2 * n)
+    if amounts[0] > 0:
+        lower[targets] = amounts / scale * MARGIN
+        upper[n + targets] = 0.0
+    else:
+        lower[n + targets] = np.minimum(-amounts / scale * MARGIN, x[targets])
+        upper[targets] = 0.0
+    if (lower > upper).any():
+        return None
+    r = matrix.shape[0]
+    a_eq = sp.hstack([matrix, -matrix], format="csr")
+    status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
+    if status != "optimal" or sol is None:
+        return None
+    y = sol[:n] - sol[n:]
+    keep = np.flatnonzero(np.abs(y) > 1e-7 * max(1.0, 1.0 / scale))
+    return keep.astype(np.int64), y[keep] * scale

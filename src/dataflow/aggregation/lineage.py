@@ -486,14 +486,18 @@ def protect_joint(
         return res.suppressed, [res.audit], limited
     if progress:
         progress("revisions of cells hidden before")
+    rev_cubes = Hypercubes(rev.system, rev.indexes)
+    rev_start = rev.extend(res.suppressed, True)
     res_rev = protect(
         rev.system,
         rev.indexes,
         previous=None if previous is None else rev.extend(previous, False),
-        initial=rev.extend(res.suppressed, True),
+        initial=rev_start,
         frozen=rev.extend(lineage.frozen, False),
         grand_totals=rev.extend(lineage.grand_totals, False),
+        cubes=rev_cubes,
         relax=relax,
+        bulk=True,  # revisions are new requirements, most beyond any small box: one LP each way
     )
     limited.update({rev.system.keys[g]: p for g, p in res_rev.limited.items()})
     unknown = res_rev.suppressed[: system.size]
@@ -525,6 +529,7 @@ def audit_joint(
                 rev.extend(unknown, True),
                 exact=exact,
                 cubes=Hypercubes(rev.system, rev.indexes),
+                bulk=True,
             )
         )
     return out

@@ -26,7 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from dataflow.aggregation.audit import AuditResult, audit
-from dataflow.aggregation.boxes import MARGIN, Boxes, cheapest_perturbation, largest_move
+from dataflow.aggregation.boxes import (
+    MARGIN,
+    Boxes,
+    bulk_perturbation,
+    cheapest_perturbation,
+    largest_move,
+)
 from dataflow.aggregation.hypercube import Hypercubes, TableIndex
 from dataflow.aggregation.levels import TOTAL
 from dataflow.aggregation.linked import CellSystem
@@ -82,6 +88,7 @@ def protect(
     grand_totals: npt.NDArray[np.bool_] | None = None,
     cubes: Hypercubes | None = None,
     relax: bool = False,
+    bulk: bool = False,
 ) -> SecondaryResult:
     """Primary + secondary pattern that passes the audit (or raise ``ProtectionError``).
 
@@ -92,6 +99,9 @@ def protect(
     all-margin cell). ``relax``: where not even the whole release can move a cell far enough
     (earlier releases pinned it), protect it as far as it can move and report it in
     ``limited`` instead of raising ``ProtectionError``; the audit then holds it to that.
+    ``bulk``: first
+    one LP over the whole system moves every open sensitive cell up, one down (cells whose
+    boxes are too small for them, as revisions, would otherwise take one such LP each).
     """
     suppressed = (system.sensitive if initial is None else initial).copy()
     fixed = np.zeros(system.size, np.bool_) if frozen is None else frozen
@@ -208,6 +218,22 @@ def protect(
         np.flatnonzero(system.sensitive & (system.protection > 0)).tolist(),
         key=lambda g: (-system.protection[g], system.keys[g]),
     )
+    if bulk and order:
+        targets = np.array(order, np.int64)
+        for sign, done in ((1.0, done_up), (-1.0, done_down)):
+            open_ = targets[~done[targets] & (need_up[targets] > 0)]
+            if len(open_):
+                found = bulk_perturbation(
+                    system,
+                    cubes.matrix,
+                    open_,
+                    sign * protection[open_],
+                    weights_all,
+                    fixed | (grand & ~suppressed),
+                )
+                lps += 1
+                if found is not None:
+                    hide(*found)
     for i, g in enumerate(order):
         if progress and i % 200 == 0:
             progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
