@@ -162,6 +162,12 @@ def release_build(
         )
     if summary.lineage:
         err.print(f"  protected against {len(summary.lineage)} earlier release(s) as well")
+    if summary.limited:
+        err.print(
+            f"[yellow]![/] {summary.limited:,} cell(s) were already pinned by earlier releases "
+            "closer than their protection; protected as far as possible "
+            "(internal/limited.parquet)"
+        )
     err.print(f"[green]✓[/] release {summary.version} (audit passed) in {elapsed:.1f}s")
     err.print(f"  → {summary.path}")
     print_json(
@@ -170,6 +176,7 @@ def release_build(
             "path": str(summary.path),
             "tables": summary.tables,
             "lineage": summary.lineage,
+            "limited": summary.limited,
             "seconds": {k: round(v, 2) for k, v in summary.timings.items()},
         }
     )
