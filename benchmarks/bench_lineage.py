@@ -21,14 +21,11 @@ import tempfile
 from decimal import Decimal
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from benchmarks.common import write_result
 from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.generator import generate, parse_months
 from dataflow.aggregation.reference import load_reference
+from dataflow.aggregation.synthetic.late import add_late_items
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = int(os.environ.get("BENCH_LINEAGE_ITEMS", "1000000"))
@@ -63,23 +60,6 @@ def _build(store: FactStore, out: Path) -> dict[str, object]:
     )
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
-
-
-def _late(full: FactStore, into: FactStore, n: int) -> None:
-    """``full`` plus ``n`` late February items of one MG taxpayer (its own invoices)."""
-    shutil.copytree(full.root, into.root)
-    facts = pq.read_table(full.partition("facts", 2026, 2))
-    invoices = pq.read_table(full.partition("invoices", 2026, 2))
-    mg = facts.filter(pc.equal(facts["issuer_uf"], "MG"))
-    one = mg.filter(pc.equal(mg["issuer_root"], mg["issuer_root"][mg.num_rows // 2]))
-    rows = one.slice(0, min(n, one.num_rows))
-    keys = pa.array([f"{i:044d}" for i in range(rows.num_rows)])
-    rows = rows.set_column(0, "access_key", keys)
-    i = rows.schema.get_field_index("item_value")
-    values = pa.array([Decimal("1500.00")] * rows.num_rows, rows.schema.field(i).type)
-    rows = rows.set_column(i, "item_value", values)
-    inv = invoices.slice(0, rows.num_rows).set_column(0, "access_key", keys)
-    into.write_month(2026, 2, rows, inv, part="late")
 
 
 def _compare(
@@ -120,7 +100,8 @@ def main() -> None:
             for month in (1, 2):
                 shutil.copytree(full.partition(kind, 2026, month), two.partition(kind, 2026, month))
         revised = FactStore(root / "revised")
-        _late(full, revised, LATE)
+        shutil.copytree(full.root, revised.root)
+        add_late_items(revised, 2026, 2, items=LATE, value=Decimal("1500.00"))
         releases = root / "releases"
         first = _build(two, releases)
         print(json.dumps({"first": first}), file=sys.stderr)

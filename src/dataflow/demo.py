@@ -1,6 +1,7 @@
 """`dataflow demo`: the whole story on embedded defaults, in one process.
 
-Generate facts → build a protected release → register a partner and a key → serve the API on
+Generate facts → build a protected release → late invoices arrive: build the next release,
+protected against the first → register a partner and a key → serve the API on
 loopback → play the partner (a few hundred metered requests) → settle → price the month.
 """
 
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import msgspec
@@ -24,6 +26,7 @@ from dataflow.aggregation.generator import generate, parse_months
 from dataflow.aggregation.reference import load_reference
 from dataflow.aggregation.release import build_release
 from dataflow.aggregation.specs import load_specs
+from dataflow.aggregation.synthetic.late import add_late_items
 from dataflow.api.app import create_app
 from dataflow.billing.models import ContractTerms
 from dataflow.billing.service import compute_invoice
@@ -40,6 +43,7 @@ from dataflow.settings import MeterKind, Settings
 __all__ = ["run_demo"]
 
 REQUESTS = 300
+MONTH = (2026, 10)  # the month the demo generates, then revises
 
 
 def _free_port() -> int:
@@ -119,7 +123,7 @@ def run_demo(base_settings: Settings) -> None:
             # table's near-total suppression costs minutes (see README, build-time figures).
             items=80_000,
             seed=7,
-            months=parse_months("2026-10"),
+            months=parse_months(f"{MONTH[0]}-{MONTH[1]:02d}"),
         )
     err.print(
         f"[green]1/6[/] {gen.items:,} items in {gen.invoices:,} invoices from "
@@ -133,6 +137,18 @@ def run_demo(base_settings: Settings) -> None:
             f"[green]2/6[/] release {release.version}: {tid} — {c['rows']:,} cells, "
             f"{c['suppressed']:,} suppressed (flag X)"
         )
+    # Late invoices for the month just published: the next release is protected against the
+    # first too, so subtracting the two reveals no taxpayer's late figures.
+    late_taxpayer = add_late_items(store, *MONTH, items=3, value=Decimal("4000.00"))
+    with err.status("2/6 late invoices arrived: building the next release against the first…"):
+        release = build_release(store, load_specs(settings.tables_dir), settings.releases_dir)
+    revised = sum(c["revision"] for c in release.tables.values())
+    err.print(
+        f"[green]2/6[/] 3 late items of taxpayer {late_taxpayer[:4]}…: release "
+        f"{release.version} protected against {len(release.lineage)} earlier release(s), "
+        f"{revised:,} cell(s) hidden for the revision"
+        + (f", {release.limited} pinned by earlier releases" if release.limited else "")
+    )
 
     contracts = ContractsService(make_engine(settings.database_url))
     contract_file = settings.repo_root / "examples" / "contract-continuous.toml"

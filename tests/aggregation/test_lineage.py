@@ -16,8 +16,6 @@ import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +34,7 @@ from dataflow.aggregation.lineage import (
 from dataflow.aggregation.release import ReleaseSummary, build_release
 from dataflow.aggregation.specs import Hierarchy, TableSpec
 from dataflow.aggregation.suppression import primary
+from dataflow.aggregation.synthetic.late import add_late_items
 from dataflow.cli import app
 
 from .attacker import Attacker, Cell, link_division_month, public_rows
@@ -55,22 +54,6 @@ class Story:
     taxpayer: str
 
 
-def _late_invoice(full: FactStore, into: FactStore) -> str:
-    """Copy ``full`` into ``into`` plus one late January item of an existing MG taxpayer."""
-    shutil.copytree(full.root, into.root, dirs_exist_ok=True)
-    facts = pq.read_table(next(full.partition("facts", 2026, 1).glob("*.parquet")))
-    invoices = pq.read_table(next(full.partition("invoices", 2026, 1).glob("*.parquet")))
-    mg = facts.filter(pc.equal(facts["issuer_uf"], "MG"))
-    row = mg.slice(mg.num_rows // 2, 1)
-    key = "9" * 44
-    row = row.set_column(0, "access_key", pa.array([key]))
-    i = row.schema.get_field_index("item_value")
-    row = row.set_column(i, "item_value", pa.array([LATE], row.schema.field(i).type))
-    inv = invoices.slice(0, 1).set_column(0, "access_key", pa.array([key]))
-    into.write_month(2026, 1, row, inv, part="late")
-    return str(row["issuer_root"][0])
-
-
 @pytest.fixture(scope="module")
 def story(
     fact_store: FactStore, linked_specs: list[TableSpec], tmp_path_factory: pytest.TempPathFactory
@@ -80,7 +63,8 @@ def story(
     for kind in ("facts", "invoices"):
         shutil.copytree(fact_store.partition(kind, 2026, 1), jan.partition(kind, 2026, 1))
     revised = FactStore(root / "revised")
-    taxpayer = _late_invoice(fact_store, revised)
+    shutil.copytree(fact_store.root, revised.root)
+    taxpayer = add_late_items(revised, 2026, 1, items=1, value=LATE)
     stores = {"jan": jan, "jan+feb": fact_store, "revised": revised}
     releases = root / "releases"
     built = {name: build_release(store, linked_specs, releases) for name, store in stores.items()}

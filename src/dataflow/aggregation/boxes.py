@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from dataflow.aggregation.hypercube import Hypercubes, Node, parent_node
 from dataflow.aggregation.linked import CellSystem
-from dataflow.aggregation.lp import LpModel
+from dataflow.aggregation.lp import LpModel, LpUnsolved
 
 __all__ = ["MARGIN", "Boxes", "bulk_perturbation", "cheapest_perturbation", "largest_move"]
 
@@ -199,30 +200,49 @@ def bulk_perturbation(
     weights: npt.NDArray[np.float64],
     frozen: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-    """One perturbation of the whole system moving every target at least its amount (times
-    ``MARGIN``) its way — all up or all down — keeping ``x + y ≥ 0``, frozen cells still, at
-    least cost: many cells protected by one LP. ``None`` if some target cannot move so."""
+    """One perturbation of the whole system moving the targets their way — all up or all down
+    — each as far as it can up to its amount (times ``MARGIN``), keeping ``x + y ≥ 0`` and
+    frozen cells still, then at least cost: many cells protected by one LP. A target that
+    cannot move that far (pinned by published cells) does not spoil the others: whoever moved
+    far enough is protected, the rest are left to their own LPs. ``None`` if nothing moved."""
     n = system.size
     scale = float(np.max(np.abs(amounts)))
     x = system.value / scale
     cost = np.concatenate([weights, weights])
-    cost[targets] = cost[n + targets] = 0.0
     upper = np.concatenate([np.full(n, np.inf), x])
     upper[np.concatenate([frozen, frozen])] = 0.0
-    lower = np.zeros(2 * n)
-    if amounts[0] > 0:
-        lower[targets] = amounts / scale * MARGIN
-        upper[n + targets] = 0.0
-    else:
-        lower[n + targets] = np.minimum(-amounts / scale * MARGIN, x[targets])
-        upper[targets] = 0.0
-    if (lower > upper).any():
-        return None
+    need = np.abs(amounts) / scale * MARGIN
+    moved = targets if amounts[0] > 0 else n + targets
+    upper[n + targets if amounts[0] > 0 else targets] = 0.0
+    if amounts[0] < 0:
+        need = np.minimum(need, x[targets])
+    upper[moved] = need
+    # Reaching a target outweighs its compensations: moved all the way, each is worth 10³
+    # times the dearest cell (a little less for the smallest, to keep the LP well scaled).
+    cost[moved] = -1e3 * (1.0 + float(np.max(weights))) / np.maximum(need, 1e-3)
     r = matrix.shape[0]
     a_eq = sp.hstack([matrix, -matrix], format="csr")
-    status, _, sol = LpModel(a_eq, np.zeros(r), np.zeros(r), lower, upper, cost).solve()
-    if status != "optimal" or sol is None:
+    try:
+        status, _, sol = LpModel(
+            a_eq, np.zeros(r), np.zeros(r), np.zeros(2 * n), upper, cost
+        ).solve()
+    except LpUnsolved:  # numerical trouble: the targets fall back to their own LPs
+        return None
+    if status != "optimal" or sol is None or not (sol[moved] > 1e-9).any():
         return None
     y = sol[:n] - sol[n:]
-    keep = np.flatnonzero(np.abs(y) > 1e-7 * max(1.0, 1.0 / scale))
-    return keep.astype(np.int64), y[keep] * scale
+    keep = np.flatnonzero(np.abs(y) > 1e-7)
+    return keep.astype(np.int64), _polish(matrix, keep, y[keep]) * scale
+
+
+def _polish(
+    matrix: sp.csc_matrix, cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``y`` corrected by the least change that keeps every relation exactly (to rounding):
+    a large LP meets them only to the solver's tolerance, more than a witness may miss by."""
+    sub = matrix[:, cells].tocsr()
+    residual = sub @ y
+    if not residual.any():
+        return y
+    delta = spla.lsqr(sub, residual, atol=1e-15, btol=1e-15, iter_lim=10 * len(cells))[0]
+    return np.asarray(y - delta, dtype=np.float64)

@@ -43,6 +43,7 @@ _SUPPRESSED_COST = 1e-4
 _CREDIT = 1.0 + 2e-5
 _WIDEN = (1, 3, -1)  # box sizes (× ``box``; negative: linked) tried before the whole release
 _AUDIT_TOL = 1e-6  # audit.py's relative slack
+_BULK_ROUNDS = 6  # whole-system LPs per direction with ``bulk``
 
 
 class ProtectionError(RuntimeError):
@@ -221,8 +222,11 @@ def protect(
     if bulk and order:
         targets = np.array(order, np.int64)
         for sign, done in ((1.0, done_up), (-1.0, done_down)):
-            open_ = targets[~done[targets] & (need_up[targets] > 0)]
-            if len(open_):
+            # targets that pull against each other are left open: try again without the rest
+            for _ in range(_BULK_ROUNDS):
+                open_ = targets[~done[targets] & (need_up[targets] > 0)]
+                if not len(open_):
+                    break
                 found = bulk_perturbation(
                     system,
                     cubes.matrix,
@@ -232,8 +236,11 @@ def protect(
                     fixed | (grand & ~suppressed),
                 )
                 lps += 1
-                if found is not None:
-                    hide(*found)
+                if found is None:
+                    break
+                hide(*found)
+                if done[open_].all() or not done[open_].any():
+                    break
     for i, g in enumerate(order):
         if progress and i % 200 == 0:
             progress(f"secondary suppression: {i:,}/{len(order):,} sensitive cells")
