@@ -232,17 +232,27 @@ def bulk_perturbation(
         return None
     y = sol[:n] - sol[n:]
     keep = np.flatnonzero(np.abs(y) > 1e-7)
-    return keep.astype(np.int64), _polish(matrix, keep, y[keep]) * scale
+    return keep.astype(np.int64), _polish(matrix, keep, y[keep], x[keep]) * scale
 
 
 def _polish(
-    matrix: sp.csc_matrix, cells: npt.NDArray[np.int64], y: npt.NDArray[np.float64]
+    matrix: sp.csc_matrix,
+    cells: npt.NDArray[np.int64],
+    y: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
     """``y`` corrected by the least change that keeps every relation exactly (to rounding):
-    a large LP meets them only to the solver's tolerance, more than a witness may miss by."""
+    a large LP meets them only to the solver's tolerance, more than a witness may miss by.
+    Cells the LP took to zero (``y = -x`` to tolerance) stay exactly there: a correction that
+    took them below would shrink how far the perturbation may be scaled."""
+    at_zero = y <= -x + 1e-6 * np.maximum(1.0, x)
+    y = np.where(at_zero, -x, y)
     sub = matrix[:, cells].tocsr()
     residual = sub @ y
-    if not residual.any():
+    free = np.flatnonzero(~at_zero)
+    if not residual.any() or not len(free):
         return y
-    delta = spla.lsqr(sub, residual, atol=1e-15, btol=1e-15, iter_lim=10 * len(cells))[0]
-    return np.asarray(y - delta, dtype=np.float64)
+    part = sub[:, free]
+    delta = spla.lsqr(part, residual, atol=1e-15, btol=1e-15, iter_lim=10 * len(free))[0]
+    y[free] -= delta
+    return y
