@@ -74,9 +74,19 @@ class OwnRedis:
     def kill(self) -> None:
         """kill -9: no chance to flush anything but what the AOF policy already wrote."""
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused one too
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
             self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: a stalled Redis, not a dead one; connections stay open, replies come late."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)

@@ -206,6 +206,42 @@ def test_redis_killed_and_restarted_mid_load(
     assert row.ledger == counted and row.agrees
 
 
+def test_redis_stalled_mid_load_gives_503_then_resumes(
+    tmp_path: Path, release: ReleaseSummary, own_redis: OwnRedis
+) -> None:
+    """A Redis that stops answering (SIGSTOP) without closing its sockets: requests get 503
+    with Retry-After within the meter's timeout, nothing is served uncounted, and once Redis
+    answers again (its late replies to abandoned round trips discarded, not taken for new
+    ones) service resumes by itself and the ledger agrees with the counter."""
+    env = {**base_env(tmp_path, own_redis.url), "DATAFLOW_METER_TIMEOUT": "0.5"}
+    partner, key = _partner(tmp_path)
+    month = billing_month(datetime.now(UTC))
+    with serve(env, release.path) as (base, _), Load(base, key, clients=16) as load:
+        load.wait_for("200", 100)
+        own_redis.pause()
+        stalled_at = time.monotonic()
+        load.wait_for("503", 16, timeout=15)
+        waited = time.monotonic() - stalled_at
+        served_while_stalled = load.outcomes["200"]
+        refused = httpx.get(base + ROWS, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        time.sleep(0.5)
+        assert load.outcomes["200"] - served_while_stalled <= 16  # only those already counted
+        own_redis.resume()
+        load.wait_for("200", served_while_stalled + 200)  # no restart
+    assert waited < 5, waited  # 503s come within about two meter timeouts, not a hang
+    assert refused.status_code == 503
+    assert refused.json()["type"].endswith("/meter-unavailable")
+    assert int(refused.headers["Retry-After"]) >= 1
+    received = load.outcomes["200"]
+    counted = int(own_redis.client().get(f"df:{{p:{partner}}}:acc:{month}") or 0)
+    # Scripts queued in Redis's socket when it stopped run when it resumes: counted, their
+    # requests already answered 503 — over-counted by at most those in flight, never under.
+    unanswered = load.outcomes["503"] + load.outcomes["error"]
+    assert received <= counted <= received + min(unanswered, 16 * 2), load.outcomes
+    (row,) = _reconcile(tmp_path, own_redis.url, month)
+    assert row.ledger == counted and row.agrees
+
+
 def test_settler_killed_mid_batch_then_rerun_is_exact(tmp_path: Path, own_redis: OwnRedis) -> None:
     env = base_env(tmp_path, own_redis.url)
     partner, _ = _partner(tmp_path)
