@@ -144,8 +144,9 @@ class EntryKind(StrEnum):
     COMPLETE = "c"  # the response went out: status, bytes, latency
 
 
-class StreamEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of a partner's access stream, as the settler reads it."""
+class StreamEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One entry of a partner's access stream, as the settler reads it (scalars only, so not
+    tracked by the garbage collector: a settler holds thousands at once)."""
 
     id: str  # the record's id: unique per partner, what releases and completions refer to
     partner_id: int

@@ -26,6 +26,7 @@ from dataflow.metering.models import (
     Access,
     EntryKind,
     Grant,
+    Outcome,
     Refusal,
     StreamEntry,
     entitlement_refusal,
@@ -401,32 +402,48 @@ class RedisMeter:
         await self._r.aclose()
 
 
+class _Detail(msgspec.Struct, array_like=True, gc=False):
+    """One request of a granted batch, as the meter packed it (see ``_acquire_args``)."""
+
+    key_id: str
+    table: str
+    release: str
+    member_id: int | None
+    at_ms: int
+    outcome: Outcome | None = None  # known at count time (a cached page)
+
+
+# Typed decoding: the settler reads every access once, and msgspec builds the values in C
+# instead of a Python loop converting each field (half of the settler's read cost).
+_DETAILS = msgspec.json.Decoder(list[_Detail])
+
+
 def _entries(partner_id: int, stream_id: str, raw: dict[Any, Any]) -> list[StreamEntry]:
     """Unpack one stream entry into the records it carries."""
     f = {_text(k): _text(v) for k, v in raw.items()}
     kind = f.get("t", "")
     if kind == "a":  # a granted batch: details of every request, and which were granted
-        details = _JSON.decode(f["d"])
+        details = _DETAILS.decode(f["d"])
+        month = f["m"]
         out = []
-        for i in (int(g) for g in f["g"].split(",")):
+        for i in map(int, f["g"].split(",")):
             d = details[i]
-            # A sixth item is the outcome (status, bytes, latency), when known at count time.
-            status, nbytes, latency = d[5] if len(d) > 5 else (None, None, None)
+            o = d.outcome
             out.append(
                 StreamEntry(
                     id=f"{stream_id}.{i}",
                     stream_id=stream_id,
                     partner_id=partner_id,
                     kind=EntryKind.ACCESS,
-                    month=f["m"],
-                    key_id=str(d[0]),
-                    table=str(d[1]),
-                    release=str(d[2]),
-                    member_id=None if d[3] is None else int(d[3]),
-                    at_ms=int(d[4]),
-                    status=status,
-                    bytes=nbytes,
-                    latency_ms=latency,
+                    month=month,
+                    key_id=d.key_id,
+                    table=d.table,
+                    release=d.release,
+                    member_id=d.member_id,
+                    at_ms=d.at_ms,
+                    status=None if o is None else o.status,
+                    bytes=None if o is None else o.bytes,
+                    latency_ms=None if o is None else o.latency_ms,
                 )
             )
         return out
