@@ -1,7 +1,7 @@
 """Redis meter: check-and-count in one Lua script per partner per round trip.
 
-Concurrent requests are coalesced: while a pipeline is on the wire, new acquisitions queue; the
-next pipeline carries one grant-n-of-m script per partner (and month and entitlement) for all of
+Concurrent requests are coalesced: while a round trip is on the wire, new acquisitions queue; the
+next one carries one grant-n-of-m script per partner (and month and entitlement) for all of
 them. Each script touches one partner's hash-tagged keys only, so the design runs on Redis
 Cluster unchanged. The count and the access record are written in the same script, so a counted
 access always has its record; nothing is served before its script has answered.
@@ -33,6 +33,7 @@ from dataflow.metering.models import (
     stream_order,
 )
 from dataflow.metering.scripts import ACQUIRE_MANY, RELEASE
+from dataflow.metering.wire import Wire
 
 __all__ = ["RedisMeter"]
 
@@ -74,13 +75,15 @@ class RedisMeter:
     def __init__(
         self,
         client: aioredis.Redis,
+        wire: Wire,
         *,
         prefix: str = "df",
         timeout: float = 2.0,
         max_in_flight: int = 2,
         batching: bool = True,
     ) -> None:
-        self._r = client
+        self._r = client  # everything but the hot path: script loads, releases, the settler
+        self._wire = wire  # acquisitions and completions
         self._prefix = prefix
         self._timeout = timeout
         self._batching = batching
@@ -109,7 +112,11 @@ class RedisMeter:
             health_check_interval=0,
         )
         return cls(
-            aioredis.Redis(connection_pool=pool), prefix=prefix, timeout=timeout, batching=batching
+            aioredis.Redis(connection_pool=pool),
+            Wire(url, connect_timeout=min(timeout, 1.0)),
+            prefix=prefix,
+            timeout=timeout,
+            batching=batching,
         )
 
     # ---- keys: every key of a partner shares the {p:N} hash tag ----
@@ -232,12 +239,14 @@ class RedisMeter:
         acquire_sha = await self._sha("acquire", ACQUIRE_MANY)
         packed = [self._acquire_args(group, items) for group, items in calls]
         for attempt in range(2):
-            pipe = self._r.pipeline(transaction=False)
-            for keys, args in packed:
-                pipe.evalsha(acquire_sha, len(keys), *keys, *args)
+            commands: list[tuple[Any, ...]] = [
+                ("EVALSHA", acquire_sha, len(keys), *keys, *args) for keys, args in packed
+            ]
             for partner_id, rows in completions.items():
-                pipe.xadd(self.stream_key(partner_id), {"t": "c", "d": _JSON.encode(rows)})
-            results = await pipe.execute(raise_on_error=False)
+                commands.append(
+                    ("XADD", self.stream_key(partner_id), "*", "t", "c", "d", _JSON.encode(rows))
+                )
+            results = await self._wire.round_trip(commands)
             retry = any(isinstance(r, NoScriptError) for r in results[: len(calls)])
             if not retry or attempt:
                 break
@@ -399,6 +408,7 @@ class RedisMeter:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        await self._wire.aclose()
         await self._r.aclose()
 
 
