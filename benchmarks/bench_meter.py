@@ -1,5 +1,9 @@
-"""The meter alone: accesses/s in one process, coalesced (grant-n-of-m pipelines) vs one
-awaited round trip per access, against the real Redis, in the same run."""
+"""The meter alone: accesses/s in one process, coalesced (grant-n-of-m round trips) vs one
+awaited round trip per access, against the real Redis, in the same run.
+
+Two one-trip baselines: the meter's own unbatched mode (the same connections and packing as the
+coalesced meter, one script per access) and the same script awaited per access through
+redis-py's client (``await redis.evalsha(...)``: what a plain implementation does)."""
 
 from __future__ import annotations
 
@@ -9,22 +13,44 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import redis
+import redis.asyncio as aioredis
 
 from benchmarks.common import write_result
 from dataflow.metering.models import Access, billing_month
 from dataflow.metering.redis_meter import RedisMeter
+from dataflow.metering.scripts import ACQUIRE_MANY
 
 CLIENTS = 64  # concurrent requests in flight in the process (like 64 connections)
 PARTNERS = 4
 
 
-async def _run(url: str, prefix: str, *, batching: bool, seconds: float) -> dict[str, float]:
+async def _run(
+    url: str, prefix: str, *, batching: bool, seconds: float, redis_py: bool = False
+) -> dict[str, float]:
     meter = RedisMeter.from_url(url, prefix=prefix, batching=batching)
+    plain = aioredis.Redis.from_url(url, max_connections=CLIENTS)
+    sha = str(await plain.script_load(ACQUIRE_MANY))
     now = datetime.now(UTC)
     month = billing_month(now)
     done = 0
     stop = time.perf_counter() + seconds
+
+    async def evalsha(access: Access) -> bool:
+        """One access, one awaited EVALSHA through redis-py (same script, keys, arguments)."""
+        at_ms = int(time.time() * 1000)
+        keys = [
+            meter.counter_key(access.partner_id, month),
+            meter.stream_key(access.partner_id),
+            *meter._rate_keys(access, at_ms),
+        ]
+        details = msgspec.json.encode(
+            [(access.key_id, access.table, access.release, access.member_id, at_ms)]
+        )
+        args = [access.cap, 400 * 86_400, access.rate_per_second, -1, month, 1, details]
+        reply = await plain.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
+        return bytes(reply[2]) == b"1"
 
     async def client(i: int) -> None:
         nonlocal done
@@ -39,8 +65,10 @@ async def _run(url: str, prefix: str, *, batching: bool, seconds: float) -> dict
             rate_per_second=10**9,
         )
         while time.perf_counter() < stop:
-            grant = await meter.acquire(access)
-            assert grant.allowed
+            if redis_py:
+                assert await evalsha(access)
+            else:
+                assert (await meter.acquire(access)).allowed
             done += 1
 
     started = time.perf_counter()
@@ -48,6 +76,7 @@ async def _run(url: str, prefix: str, *, batching: bool, seconds: float) -> dict
     took = time.perf_counter() - started
     counted = sum((await meter.counts(month)).values())
     await meter.aclose()
+    await plain.aclose()
     assert counted == done, (counted, done)  # every grant was counted exactly once
     return {"accesses": done, "seconds": round(took, 2), "accesses_per_s": round(done / took)}
 
@@ -56,12 +85,21 @@ def main() -> None:
     url = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     seconds = float(os.environ.get("BENCH_SECONDS", "5"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "2"))
-    runs: dict[str, list[dict[str, float]]] = {"one_round_trip_per_access": [], "coalesced": []}
+    modes = {  # name: (batching, through redis-py's client)
+        "one_round_trip_per_access": (False, False),
+        "one_evalsha_per_access_redis_py": (False, True),
+        "coalesced": (True, False),
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
     client = redis.Redis.from_url(url)
-    for _ in range(rounds):  # alternate, so load from elsewhere falls on both sides
-        for name, batching in (("one_round_trip_per_access", False), ("coalesced", True)):
+    for _ in range(rounds):  # alternate, so load from elsewhere falls on every side
+        for name, (batching, redis_py) in modes.items():
             prefix = f"dfbench-{uuid.uuid4().hex[:8]}"
-            runs[name].append(asyncio.run(_run(url, prefix, batching=batching, seconds=seconds)))
+            runs[name].append(
+                asyncio.run(
+                    _run(url, prefix, batching=batching, seconds=seconds, redis_py=redis_py)
+                )
+            )
             stale = list(client.scan_iter(match=f"{prefix}:*"))
             if stale:
                 client.delete(*stale)
@@ -80,6 +118,9 @@ def main() -> None:
             "runs": runs,
             "ratio_coalesced_over_one_trip": round(
                 total("coalesced") / total("one_round_trip_per_access"), 2
+            ),
+            "ratio_coalesced_over_redis_py_one_trip": round(
+                total("coalesced") / total("one_evalsha_per_access_redis_py"), 2
             ),
             "load_average_1min": round(os.getloadavg()[0], 2),
         },

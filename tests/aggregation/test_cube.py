@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflow.aggregation.cube import TAXPAYERS, cube_sql, plain_cube_sql
+from dataflow.aggregation.cube import TAXPAYERS, contributions_sql, cube_sql, plain_cube_sql
 from dataflow.aggregation.levels import per_item, register_references
 from dataflow.aggregation.specs import Hierarchy, TableSpec
 
@@ -99,6 +99,21 @@ def test_cube_measures_equal_plain_group_by(
             for m in MEASURES:
                 assert got[cell][m] == row[m], (spec.id, cell, m)
             assert got[cell][TAXPAYERS] == row["issuer_count"]
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.lists(invoice, min_size=1, max_size=25))
+def test_cube_from_the_contributions_is_the_cube_from_the_facts(
+    invoices: list[tuple[int, int, int, int, list[tuple[int, int]]]],
+) -> None:
+    """The release build reads invoice-level cubes off the contributions it keeps anyway."""
+    con = duckdb.connect()
+    register_references(con, REPO / "datasets")
+    con.register("facts", _facts(invoices))
+    for spec in (BY_ISSUER, BY_PRODUCT):
+        con.sql(f"CREATE OR REPLACE TABLE contrib AS {contributions_sql(spec, 'facts')}")
+        direct = con.sql(cube_sql(spec, "facts")).fetchall()
+        assert con.sql(cube_sql(spec, "facts", contributions="contrib")).fetchall() == direct
 
 
 @settings(max_examples=10, deadline=None, derandomize=True)

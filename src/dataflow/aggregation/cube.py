@@ -101,7 +101,7 @@ def top_n(spec: TableSpec) -> int:
     return max(2, spec.rules.dominance_n or 0)
 
 
-def cube_sql(spec: TableSpec, source: str) -> str:
+def cube_sql(spec: TableSpec, source: str, *, contributions: str | None = None) -> str:
     """Cells and margins (``_T``) with per-taxpayer statistics, in a deterministic order.
 
     Every measure is additive over taxpayers (an invoice has one issuer), so a cell's figures are
@@ -112,6 +112,10 @@ def cube_sql(spec: TableSpec, source: str) -> str:
     taxpayer (distinct invoices counted there), and the margins add those up — invoice counts
     included — instead of grouping every item once per grouping set. A product or operation
     level splits invoices across cells, and then each grouping set counts distinct invoices.
+
+    ``contributions``: a relation holding ``contributions_sql``'s result for the same facts —
+    exactly that finest-cell-by-taxpayer grouping; where it applies, the cube reads it instead of
+    scanning the facts a second time (the release build computes it anyway).
     """
     outer = ", ".join(
         f"count(*) AS {m}" if m == "issuer_count" else f"sum({m})::{_type(m)} AS {m}"
@@ -122,9 +126,12 @@ def cube_sql(spec: TableSpec, source: str) -> str:
     if all(not per_item(lv) for lv in spec.levels):
         fine = ", ".join(f"{_PER_TAXPAYER[m]} AS {m}" for m in counted)
         added = ", ".join(f"sum({m}) AS {m}" for m in counted)
-        grouped = f"""fine AS (
-            SELECT {levels}, issuer_root, {fine} FROM f GROUP BY {levels}, issuer_root
-        ),
+        first = (
+            f"SELECT {levels}, issuer_root, {', '.join(counted)} FROM {contributions}"
+            if contributions is not None
+            else f"SELECT {levels}, issuer_root, {fine} FROM f GROUP BY {levels}, issuer_root"
+        )
+        grouped = f"""fine AS ({first}),
         t AS (
             SELECT {_margins(spec)}, issuer_root, {added}
             FROM fine GROUP BY GROUPING SETS ({_sets_sql(spec, "issuer_root")})
@@ -218,6 +225,19 @@ def fact_source(store: FactStore) -> str:
     return f"read_parquet('{store.facts_glob()}', hive_partitioning = false)"
 
 
-def build_cells(store: FactStore, spec: TableSpec, con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """``con`` must have the reference tables registered (``levels.register_references``)."""
-    return con.sql(cube_sql(spec, fact_source(store))).to_arrow_table()
+def build_cells(
+    store: FactStore,
+    spec: TableSpec,
+    con: duckdb.DuckDBPyConnection,
+    contributions: pa.Table | None = None,
+) -> pa.Table:
+    """``con`` must have the reference tables registered (``levels.register_references``);
+    ``contributions``: the table's ``contributions_sql`` result, reused where it applies."""
+    if contributions is None:
+        return con.sql(cube_sql(spec, fact_source(store))).to_arrow_table()
+    con.register("_contributions", contributions)
+    try:
+        sql = cube_sql(spec, fact_source(store), contributions="_contributions")
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.unregister("_contributions")

@@ -192,10 +192,10 @@ def build_release(
     for spec in specs:
         if progress:
             progress(f"cube {spec.id}")
-        cells = build_cells(store, spec, con)
         t1 = time.perf_counter()
         contributions = con.sql(contributions_sql(spec, fact_source(store))).to_arrow_table()
         timings["contributions"] += time.perf_counter() - t1
+        cells = build_cells(store, spec, con, contributions)
         _write(staging / CONTRIBUTIONS / f"{spec.id}.parquet", contributions)
         current.append(
             PublishedTable(

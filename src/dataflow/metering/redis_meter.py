@@ -265,10 +265,13 @@ class RedisMeter:
                         p.future.set_exception(error)
                 continue
             stream_id = _text(result[0])
+            count, codes = int(result[1]), result[2]  # codes: one ASCII digit per request
             for i, p in enumerate(items):
                 oldest = min(oldest, p.at)
+                code = codes[i] - 48
+                if code == 1:
+                    count += 1
                 if not p.future.done():
-                    code, count = int(result[1 + 2 * i]), int(result[2 + 2 * i])
                     grant = self._grant(p, code, count, f"{stream_id}.{i}")
                     p.future.set_result(grant)
                     if grant.refusal is None:
@@ -287,8 +290,15 @@ class RedisMeter:
         partner_id, month, cap, rps, rpm = group
         keys = [self.counter_key(partner_id, month), self.stream_key(partner_id)]
         if rps >= 0 or rpm >= 0:
+            # A batch's requests share a few keys and seconds: build each window's names once.
+            names: dict[tuple[str, int], tuple[str, str]] = {}
             for p in items:
-                keys.extend(self._rate_keys(p.access, p.at_ms))
+                at_ms = p.at_ms
+                slot = (p.access.key_id, at_ms // 1000)
+                pair = names.get(slot)
+                if pair is None:
+                    pair = names[slot] = self._rate_keys(p.access, at_ms)
+                keys.extend(pair)
         details = _JSON.encode(
             [
                 (a.key_id, a.table, a.release, a.member_id, p.at_ms, a.outcome)

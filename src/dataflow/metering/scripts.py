@@ -12,7 +12,9 @@ __all__ = ["ACQUIRE_MANY", "RELEASE"]
 # ARGV: cap, counter ttl, per-second limit, per-minute limit (-1: none), month, n, details
 # (JSON: [[key id, table, release, member id, time ms(, [status, bytes, latency])], …], stored
 # as is; the outcome is there when the response was ready before it was counted).
-# Returns {stream id or '', code_1, count_1, …}: code 1 granted, 0 cap, 2 rate/s, 3 rate/min.
+# Returns {stream id or '', the counter before the batch, codes}: codes is one digit per request
+# (1 granted, 0 cap, 2 rate/s, 3 rate/min); each request's count follows from the counter and the
+# grants before it. Three values whatever the batch size: the client parses 3 replies, not 2n.
 ACQUIRE_MANY = """
 local cap = tonumber(ARGV[1])
 local rps = tonumber(ARGV[3])
@@ -23,7 +25,8 @@ local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 local windows = {}
 local ttl = {}
 local granted = {}
-local out = {''}
+local codes = {}
+local before = c
 for i = 0, n - 1 do
   local code = 1
   local ks, km
@@ -45,18 +48,18 @@ for i = 0, n - 1 do
     granted[#granted + 1] = i
     if limited then windows[ks] = windows[ks] + 1; windows[km] = windows[km] + 1 end
   end
-  out[#out + 1] = code
-  out[#out + 1] = c
+  codes[#codes + 1] = code
 end
+local sid = ''
 if #granted > 0 then
   if redis.call('INCRBY', KEYS[1], #granted) == #granted then
     redis.call('EXPIRE', KEYS[1], ARGV[2])
   end
   for k, v in pairs(windows) do redis.call('SET', k, v, 'EX', ttl[k]) end
-  out[1] = redis.call('XADD', KEYS[2], '*', 't', 'a', 'm', ARGV[5],
-                      'g', table.concat(granted, ','), 'd', ARGV[7])
+  sid = redis.call('XADD', KEYS[2], '*', 't', 'a', 'm', ARGV[5],
+                   'g', table.concat(granted, ','), 'd', ARGV[7])
 end
-return out
+return {sid, before, table.concat(codes)}
 """
 
 # Give back one count (5xx) and say so in the stream, atomically. KEYS: counter, stream,
