@@ -101,8 +101,9 @@ class RedisMeter:
     def from_url(
         cls, url: str, *, prefix: str = "df", timeout: float = 2.0, batching: bool = True
     ) -> RedisMeter:
-        # Short socket timeouts: a slow or dead Redis turns into 503s quickly, and redis-py
-        # reconnects on the next command, so service resumes by itself.
+        # The ordinary client (releases, script loads, the settler): short socket timeouts, so a
+        # slow or dead Redis fails fast, and redis-py reconnects on the next command. The hot
+        # path's own connections (Wire) are bounded by each round trip's timeout instead.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=16,
@@ -434,7 +435,7 @@ class _Detail(msgspec.Struct, array_like=True, gc=False):
 
 
 # Typed decoding: the settler reads every access once, and msgspec builds the values in C
-# instead of a Python loop converting each field (half of the settler's read cost).
+# instead of a Python loop converting each field (1.3 -> 1.0 us per access read).
 _DETAILS = msgspec.json.Decoder(list[_Detail])
 
 
