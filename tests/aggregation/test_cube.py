@@ -80,14 +80,22 @@ def test_levels_read_per_item() -> None:
     assert not any(per_item(lv) for lv in BY_ISSUER.levels)
 
 
+def _connected(
+    invoices: list[tuple[int, int, int, int, list[tuple[int, int]]]],
+) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the reference tables and the invoices as ``facts``."""
+    con = duckdb.connect()
+    register_references(con, REPO / "datasets")
+    con.register("facts", _facts(invoices))
+    return con
+
+
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(st.lists(invoice, min_size=1, max_size=25))
 def test_cube_measures_equal_plain_group_by(
     invoices: list[tuple[int, int, int, int, list[tuple[int, int]]]],
 ) -> None:
-    con = duckdb.connect()
-    register_references(con, REPO / "datasets")
-    con.register("facts", _facts(invoices))
+    con = _connected(invoices)
     for spec in (BY_ISSUER, BY_PRODUCT):
         cube = con.sql(cube_sql(spec, "facts")).to_arrow_table()
         plain = con.sql(plain_cube_sql(spec, "facts")).to_arrow_table()
@@ -107,9 +115,7 @@ def test_cube_from_the_contributions_is_the_cube_from_the_facts(
     invoices: list[tuple[int, int, int, int, list[tuple[int, int]]]],
 ) -> None:
     """The release build reads invoice-level cubes off the contributions it keeps anyway."""
-    con = duckdb.connect()
-    register_references(con, REPO / "datasets")
-    con.register("facts", _facts(invoices))
+    con = _connected(invoices)
     for spec in (BY_ISSUER, BY_PRODUCT):
         con.sql(f"CREATE OR REPLACE TABLE contrib AS {contributions_sql(spec, 'facts')}")
         direct = con.sql(cube_sql(spec, "facts")).fetchall()
@@ -122,9 +128,7 @@ def test_pregrouped_baseline_equals_plain_group_by(
     invoices: list[tuple[int, int, int, int, list[tuple[int, int]]]],
 ) -> None:
     """The benchmark's second baseline computes the same cells."""
-    con = duckdb.connect()
-    register_references(con, REPO / "datasets")
-    con.register("facts", _facts(invoices))
+    con = _connected(invoices)
     for spec in (BY_ISSUER, BY_PRODUCT):
         spec = msgspec.structs.replace(spec, measures=["item_value", "invoice_count"])
         order = ", ".join(spec.levels)
