@@ -102,7 +102,11 @@ def _play_partner(base: str, key: str, table_id: str, rng: random.Random) -> dic
 
 def run_demo(base_settings: Settings) -> None:
     started = time.perf_counter()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The demo tells its story in its own lines: the in-process app's logging (Litestar's
+    # default config logs INFO from the root) would interleave one access line per request and
+    # Alembic's migration chatter with them. A served API keeps its access log (stderr).
+    for noisy in ("httpx", "dataflow.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     root = base_settings.data_dir / "demo"
     shutil.rmtree(root, ignore_errors=True)
     settings = base_settings.with_(
