@@ -163,6 +163,27 @@ def test_rebuilding_the_same_data_gives_the_same_pattern(
     assert (pl.read_parquet(third.path / "tables" / f"{small}.parquet")).equals(second)
 
 
+def test_the_same_release_twice_in_one_second_is_refused_not_overwritten(
+    fact_store,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from datetime import UTC, datetime
+
+    from dataflow.aggregation.release import ReleaseExists, build_release
+    from dataflow.aggregation.specs import load_specs
+
+    specs = [s for s in load_specs(REPO / "tables") if s.id == "sales_model_cnae_division_month"]
+    now = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+    first = build_release(fact_store, specs, tmp_path, now=now)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    # Same data, same second: the second build (protected against the first, which publishes
+    # the same cells) has the same content hash, hence the same version.
+    with pytest.raises(ReleaseExists, match="already published") as refused:
+        build_release(fact_store, specs, tmp_path, now=now)
+    assert refused.value.existing == first.path
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging left behind
+
+
 def test_a_revised_month_is_protected_or_refused(
     fact_store,
     reference,

@@ -134,6 +134,7 @@ def release_build(
     from dataflow.aggregation.release import (
         AuditFailed,
         LineageError,
+        ReleaseExists,
         RevisedMonths,
         build_release,
     )
@@ -151,7 +152,7 @@ def release_build(
                 progress=lambda t: status.update(t),
                 allow_revision=allow_revision,
             )
-        except (AuditFailed, RevisedMonths, LineageError) as e:
+        except (AuditFailed, RevisedMonths, LineageError, ReleaseExists) as e:
             err.print(f"[red]✗[/] {e}")
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started

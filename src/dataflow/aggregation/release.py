@@ -92,6 +92,17 @@ class AuditFailed(RuntimeError):
         self.where = where
 
 
+class ReleaseExists(RuntimeError):
+    """A release of the same version is already published: nothing is overwritten."""
+
+    def __init__(self, existing: Path) -> None:
+        super().__init__(
+            f"release {existing.name} is already published ({existing}): the same content "
+            "was built within the same second; releases are immutable, nothing was overwritten"
+        )
+        self.existing = existing
+
+
 @dataclass(frozen=True, slots=True)
 class ReleaseSummary:
     version: str
@@ -324,6 +335,9 @@ def build_release(
         failing = sorted({keys[g] for a in audits for g in a.failures.tolist()})
         raise AuditFailed(failing, staging)
     final = releases_dir / version
+    if final.exists():  # same seconds, same content hash: a duplicate, never a replacement
+        shutil.rmtree(staging)
+        raise ReleaseExists(final)
     staging.rename(final)
     return ReleaseSummary(
         version=version,
