@@ -55,10 +55,7 @@ class _Pending:
     access: Access
     future: asyncio.Future[Grant]
     at: float  # time.time() when asked
-
-    @property
-    def at_ms(self) -> int:
-        return int(self.at * 1000)
+    at_ms: int  # the same in milliseconds (the record's time and the rate windows)
 
 
 @dataclass(slots=True)
@@ -139,7 +136,8 @@ class RedisMeter:
         refusal = entitlement_refusal(access)
         if refusal is not None:  # status and window need no counter: refuse without a trip
             return Grant(allowed=False, count=0, cap=access.cap, refusal=refusal)
-        pending = _Pending(access, asyncio.get_running_loop().create_future(), time.time())
+        at = time.time()
+        pending = _Pending(access, asyncio.get_running_loop().create_future(), at, int(at * 1000))
         if self._batching:
             self._queue.append(pending)
             self._ensure_flusher()
@@ -154,15 +152,14 @@ class RedisMeter:
 
     @staticmethod
     def _group(access: Access) -> _Group:
-        def limit(v: int | None) -> int:
-            return -1 if v is None else v
-
+        # Per request, so inline (no helper call per limit): -1 means no limit.
+        cap, rps, rpm = access.cap, access.rate_per_second, access.rate_per_minute
         return (
             access.partner_id,
             access.month,
-            limit(access.cap),
-            limit(access.rate_per_second),
-            limit(access.rate_per_minute),
+            -1 if cap is None else cap,
+            -1 if rps is None else rps,
+            -1 if rpm is None else rpm,
         )
 
     def _ensure_flusher(self) -> None:
@@ -267,8 +264,8 @@ class RedisMeter:
                 continue
             stream_id = _text(result[0])
             count, codes = int(result[1]), result[2]  # codes: one ASCII digit per request
+            oldest = min(oldest, items[0].at)  # items are in arrival order
             for i, p in enumerate(items):
-                oldest = min(oldest, p.at)
                 code = codes[i] - 48
                 if code == 1:
                     count += 1
