@@ -61,3 +61,17 @@ async def test_reconnects_by_itself_after_a_restart(own_redis: OwnRedis) -> None
         assert await wire.round_trip([("PING",)]) == [b"PONG"]
     finally:
         await wire.aclose()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(
+    own_redis: OwnRedis,
+) -> None:
+    wire = Wire(own_redis.url, connect_timeout=1.0)
+    try:
+        assert await wire.round_trip([("PING",)]) == [b"PONG"]
+        own_redis.client().client_kill_filter(_type="normal", skipme=True)
+        await asyncio.sleep(1.2)  # idle long enough to be checked before use
+        assert await wire.round_trip([("INCR", "n")]) == [1]  # sent once, on a new connection
+        assert own_redis.client().get("n") == b"1"
+    finally:
+        await wire.aclose()
