@@ -13,13 +13,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import msgspec
 import redis
 import redis.asyncio as aioredis
 
 from benchmarks.common import write_result
 from dataflow.metering.models import Access, billing_month
-from dataflow.metering.redis_meter import RedisMeter
+from dataflow.metering.redis_meter import RedisMeter, _Pending
 from dataflow.metering.scripts import ACQUIRE_MANY
 
 CLIENTS = 64  # concurrent requests in flight in the process (like 64 connections)
@@ -38,17 +37,11 @@ async def _run(
     stop = time.perf_counter() + seconds
 
     async def evalsha(access: Access) -> bool:
-        """One access, one awaited EVALSHA through redis-py (same script, keys, arguments)."""
-        at_ms = int(time.time() * 1000)
-        keys = [
-            meter.counter_key(access.partner_id, month),
-            meter.stream_key(access.partner_id),
-            *meter._rate_keys(access, at_ms),
-        ]
-        details = msgspec.json.encode(
-            [(access.key_id, access.table, access.release, access.member_id, at_ms)]
-        )
-        args = [access.cap, 400 * 86_400, access.rate_per_second, -1, month, 1, details]
+        """One access, one awaited EVALSHA through redis-py: the script and the arguments the
+        meter itself would send for a batch of one."""
+        at = time.time()
+        pending = _Pending(access, asyncio.get_running_loop().create_future(), at, int(at * 1000))
+        keys, args = meter._acquire_args(meter._group(access), [pending])
         reply = await plain.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
         return bytes(reply[2]) == b"1"
 
