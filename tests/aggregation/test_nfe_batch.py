@@ -13,6 +13,7 @@ instructions and entity references slipped in).
 from __future__ import annotations
 
 import random
+from copy import deepcopy
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,7 +143,7 @@ def _mutate(data: bytes, rng: random.Random, value: str) -> bytes:
     if kind == 0 and len(el) == 0:
         el.text = value
     elif kind == 1:  # a copy before or after, with the value where it has no children
-        copy = etree.fromstring(etree.tostring(el))
+        copy = deepcopy(el)  # a re-parse of the fragment would fail on an undeclared &e;
         if len(copy) == 0 and rng.random() < 0.5:
             copy.text = value
         parent.insert(parent.index(el) + rng.choice([0, 1]), copy)
