@@ -1,5 +1,8 @@
 """Releases protected against each other: what a partner holding every release can subtract.
 
+(Over 600 lines on purpose: the joint system, its revision cells and their protection are one
+argument that reads best in one place; every function here serves `joint`/`protect_joint`.)
+
 A partner keeps every release. Publishing a month again, or a margin that now takes in one more
 month, lets them subtract the two figures: the difference is the *revision* — late invoices,
 cancellations, often from one taxpayer. So a release is built and audited in one system with
@@ -42,14 +45,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataflow.aggregation.audit import AuditResult, audit
 from dataflow.aggregation.cube import delta_sql
-from dataflow.aggregation.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.audit import AuditResult, audit
+from dataflow.aggregation.disclosure.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.linked import CellSystem, build_system, cell_identities
+from dataflow.aggregation.disclosure.secondary import protect
+from dataflow.aggregation.disclosure.suppression import (
+    FLAG,
+    FLAG_SUPPRESSED,
+    Primary,
+    Reason,
+    primary,
+)
 from dataflow.aggregation.levels import TOTAL
-from dataflow.aggregation.linked import CellSystem, build_system, cell_identities
-from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import MAGNITUDE, Hierarchy, TableSpec
-from dataflow.aggregation.suppression import FLAG, FLAG_SUPPRESSED, Primary, Reason, primary
 
 __all__ = [
     "CONTRIBUTIONS",

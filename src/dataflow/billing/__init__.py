@@ -1,1 +1,6 @@
-"""Money, UFEMG, contract price schedules, invoices and DAE statements."""
+"""Money, the UFEMG table, price schedules, invoice computation, the monthly job, the invoice
+lifecycle, DAE statements and on-demand budgets.
+
+Reads contract terms and the usage ledger through `contracts`; never imports `api`,
+`aggregation` or `metering`.
+"""

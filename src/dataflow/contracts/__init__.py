@@ -1,1 +1,5 @@
-"""Control plane: partners, contracts, API keys and the SQL store they live in."""
+"""The control plane: partners, contracts and authorizations with their terms (`terms`), API keys,
+team members, lifecycle, sanctions, the audit log, and the SQL store (schema and migrations).
+
+Imports only `invoices` (CNPJ check digits); never `api`, `metering` or `billing`.
+"""

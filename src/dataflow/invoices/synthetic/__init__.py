@@ -1,1 +1,4 @@
-"""Parts of the synthetic MG NF-e/NFC-e generator, driven by ``aggregation.generator``."""
+"""The synthetic MG NF-e/NFC-e generator: a fact store (`generator`) or XML documents (`xmlgen`).
+
+Deterministic from a seed; imports only `invoices` (schema, reference data, check digits).
+"""
