@@ -16,7 +16,7 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-.venv/.synced: $(UV) uv.lock pyproject.toml setup.py src/dataflow/aggregation/_nfe_read.pyx
+.venv/.synced: $(UV) uv.lock pyproject.toml setup.py src/dataflow/invoices/nfe/_read.pyx
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $@
 
@@ -41,4 +41,4 @@ bench: setup
 	$(RUN) python -m benchmarks
 
 clean:
-	rm -rf .venv .tools var .mypy_cache .pytest_cache .ruff_cache build src/dataflow/aggregation/_nfe_read.*.so
+	rm -rf .venv .tools var .mypy_cache .pytest_cache .ruff_cache build src/dataflow/invoices/nfe/_read.*.so

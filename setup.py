@@ -1,7 +1,7 @@
-"""Builds the compiled NF-e reading of the ingestion fast path (``dataflow.aggregation._nfe_read``).
+"""Builds the compiled NF-e reading of the ingestion fast path (``dataflow.invoices.nfe._read``).
 
 Everything else is in pyproject.toml. ``uv sync`` runs this in an isolated environment with the
-pinned build requirements; ``nfe_batch`` falls back to its pure-Python reading if the module is
+pinned build requirements; ``nfe.batch`` falls back to its pure-Python reading if the module is
 absent.
 """
 
@@ -13,8 +13,8 @@ setup(
     ext_modules=cythonize(
         [
             Extension(
-                "dataflow.aggregation._nfe_read",
-                ["src/dataflow/aggregation/_nfe_read.pyx"],
+                "dataflow.invoices.nfe._read",
+                ["src/dataflow/invoices/nfe/_read.pyx"],
                 include_dirs=lxml.get_include(),  # lxml's public C-API and libxml2 headers
             )
         ],

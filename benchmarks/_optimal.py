@@ -14,7 +14,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from dataflow.aggregation.linked import CellSystem
+from dataflow.aggregation.disclosure.linked import CellSystem
 
 __all__ = ["optimal_pattern"]
 

@@ -30,7 +30,7 @@ _BASELINE = """
 import sys, time
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq
 from pathlib import Path
-from dataflow.aggregation.schema import FACT_SCHEMA, MONEY, TZ
+from dataflow.invoices.schema import FACT_SCHEMA, MONEY, TZ
 rows, out = int(sys.argv[1]), Path(sys.argv[2])
 rng = np.random.default_rng(0)
 def text(n, width):

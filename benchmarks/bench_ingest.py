@@ -39,12 +39,12 @@ from statistics import median
 from lxml import etree
 
 from benchmarks.common import write_result
-from dataflow.aggregation import nfe_batch
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.ingest import ingest, start_pool
-from dataflow.aggregation.ingest_worker import parse_files
-from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.xmlgen import generate_xml
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.ingest import ingest, start_pool
+from dataflow.invoices.ingest_worker import parse_files
+from dataflow.invoices.nfe import batch as nfe_batch
+from dataflow.invoices.reference import load_reference
+from dataflow.invoices.synthetic.xmlgen import generate_xml
 
 INVOICES = int(os.environ.get("BENCH_INGEST_INVOICES", "20000"))
 NFELIB_FILES = int(os.environ.get("BENCH_INGEST_NFELIB_FILES", "240"))

@@ -22,10 +22,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchmarks.common import write_result
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
-from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.synthetic.late import add_late_items
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import load_reference
+from dataflow.invoices.synthetic.generator import generate, parse_months
+from dataflow.invoices.synthetic.late import add_late_items
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = int(os.environ.get("BENCH_LINEAGE_ITEMS", "1000000"))
@@ -34,7 +34,7 @@ LATE = int(os.environ.get("BENCH_LINEAGE_LATE", "20"))
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from dataflow.aggregation.factstore import FactStore
+from dataflow.invoices.factstore import FactStore
 from dataflow.aggregation.release import build_release
 from dataflow.aggregation.release_audit import audit_release
 from dataflow.aggregation.specs import load_specs

@@ -26,11 +26,11 @@ import duckdb
 
 from benchmarks.common import write_result
 from dataflow.aggregation.cube import fact_source, plain_cube_sql
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
 from dataflow.aggregation.levels import register_references
-from dataflow.aggregation.reference import ReferenceData, load_reference
 from dataflow.aggregation.specs import load_specs
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import ReferenceData, load_reference
+from dataflow.invoices.synthetic.generator import generate, parse_months
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [int(s) for s in os.environ.get("BENCH_RELEASE_SIZES", "1000000").split(",")]
@@ -38,7 +38,7 @@ SIZES = [int(s) for s in os.environ.get("BENCH_RELEASE_SIZES", "1000000").split(
 _CHILD = """
 import json, os, resource, sys, time
 from pathlib import Path
-from dataflow.aggregation.factstore import FactStore
+from dataflow.invoices.factstore import FactStore
 from dataflow.aggregation.release import build_release
 from dataflow.aggregation.specs import load_specs
 from dataflow.aggregation.release_audit import audit_release

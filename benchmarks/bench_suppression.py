@@ -23,17 +23,17 @@ import pyarrow as pa
 from benchmarks._optimal import optimal_pattern
 from benchmarks.common import write_result
 from dataflow.aggregation.cube import cube_sql
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
-from dataflow.aggregation.hypercube import TableIndex
+from dataflow.aggregation.disclosure.hypercube import TableIndex
+from dataflow.aggregation.disclosure.linked import build_system
+from dataflow.aggregation.disclosure.secondary import cell_costs, protect
+from dataflow.aggregation.disclosure.suppression import primary
 from dataflow.aggregation.levels import TOTAL, register_references
-from dataflow.aggregation.linked import build_system
-from dataflow.aggregation.reference import load_reference
 from dataflow.aggregation.release import build_release
 from dataflow.aggregation.release_audit import audit_release
-from dataflow.aggregation.secondary import cell_costs, protect
 from dataflow.aggregation.specs import Hierarchy, SuppressionRules, TableSpec, load_specs
-from dataflow.aggregation.suppression import primary
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import load_reference
+from dataflow.invoices.synthetic.generator import generate, parse_months
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = int(os.environ.get("BENCH_SUPPRESSION_ITEMS", "1000000"))

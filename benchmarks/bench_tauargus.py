@@ -19,17 +19,17 @@ import duckdb
 import numpy as np
 
 from benchmarks.common import write_result
-from dataflow.aggregation.audit import audit
 from dataflow.aggregation.cube import build_cells
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
-from dataflow.aggregation.hypercube import TableIndex
+from dataflow.aggregation.disclosure.audit import audit
+from dataflow.aggregation.disclosure.hypercube import TableIndex
+from dataflow.aggregation.disclosure.linked import build_system
+from dataflow.aggregation.disclosure.secondary import protect
+from dataflow.aggregation.disclosure.suppression import primary
 from dataflow.aggregation.levels import register_references
-from dataflow.aggregation.linked import build_system
-from dataflow.aggregation.reference import load_reference
-from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import Hierarchy, SuppressionRules, TableSpec
-from dataflow.aggregation.suppression import primary
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import load_reference
+from dataflow.invoices.synthetic.generator import generate, parse_months
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = int(os.environ.get("BENCH_TAU_ITEMS", "200000"))

@@ -15,11 +15,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
-from dataflow.aggregation.reference import ReferenceData, load_reference
 from dataflow.aggregation.release import ReleaseSummary, build_release
 from dataflow.aggregation.specs import load_specs
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import ReferenceData, load_reference
+from dataflow.invoices.synthetic.generator import generate, parse_months
 from dataflow.settings import MeterKind, Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -89,3 +89,24 @@ def test_partner_create_flags_franchise_under_the_floor(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "under the 3000 UFEMG monthly minimum" in result.stderr
     assert result.stdout.strip().splitlines()[-1].isdigit()  # created all the same
+
+
+def test_each_contract_event_command_declares_only_its_options(tmp_path: Path) -> None:
+    expected = {
+        "pay-fee": set(),
+        "issue-budget": {"--budget"},
+        "accept": set(),
+        "activate": {"--terms"},
+        "extend": {"--new-end"},
+        "suspend": set(),
+        "resume": set(),
+        "end": {"--reason"},
+        "migrate": {"--terms"},
+        "cancel": set(),
+    }
+    shared = {"--budget", "--terms", "--new-end", "--reason"}
+    for command, options in expected.items():
+        code, out = _run(tmp_path, "contract", command, "--help")
+        assert code == 0, out
+        shown = {o for o in shared if o in out}
+        assert shown == options, (command, shown)

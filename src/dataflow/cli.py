@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dataflow.aggregation.cli import data_app, release_app
+from dataflow.aggregation.cli import release_app
 from dataflow.api.cli import serve
 from dataflow.billing.cli import billing_app
 from dataflow.contracts.cli import (
@@ -18,6 +18,7 @@ from dataflow.contracts.cli import (
     sanction_app,
     staff_app,
 )
+from dataflow.invoices.cli import data_app
 from dataflow.metering.cli import usage_app
 from dataflow.settings import Settings, SettingsError
 

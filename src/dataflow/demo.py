@@ -21,24 +21,24 @@ import httpx
 import msgspec
 import uvicorn
 
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import generate, parse_months
-from dataflow.aggregation.reference import load_reference
 from dataflow.aggregation.release import build_release
 from dataflow.aggregation.specs import load_specs
-from dataflow.aggregation.synthetic.late import add_late_items
 from dataflow.api.app import create_app
-from dataflow.billing.models import ContractTerms
 from dataflow.billing.service import compute_invoice
 from dataflow.billing.ufemg import UfemgTable
-from dataflow.console import err, print_json
 from dataflow.contracts.models import Plan
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
+from dataflow.contracts.terms import ContractTerms
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import load_reference
+from dataflow.invoices.synthetic.generator import generate, parse_months
+from dataflow.invoices.synthetic.late import add_late_items
 from dataflow.metering.embedded import EmbeddedMeter
 from dataflow.metering.models import billing_month
 from dataflow.metering.settlement import settle_month
 from dataflow.settings import MeterKind, Settings
+from dataflow.terminal import err, print_json
 
 __all__ = ["run_demo"]
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dataflow.aggregation.cube import contributions_sql, cube_sql
-from dataflow.aggregation.factstore import FactStore
+from dataflow.aggregation.disclosure.suppression import primary
 from dataflow.aggregation.levels import TOTAL, register_references
 from dataflow.aggregation.lineage import (
     Earlier,
@@ -33,13 +33,13 @@ from dataflow.aggregation.lineage import (
 )
 from dataflow.aggregation.release import ReleaseSummary, build_release
 from dataflow.aggregation.specs import Hierarchy, TableSpec
-from dataflow.aggregation.suppression import primary
-from dataflow.aggregation.synthetic.late import add_late_items
 from dataflow.cli import app
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.synthetic.late import add_late_items
+from tests.aggregation.attacker import Attacker, Cell, link_division_month, public_rows
+from tests.aggregation.disclosure.test_secondary import CNAES, MUNIS, SPEC_A, SPEC_B, _facts, item
 
-from .attacker import Attacker, Cell, link_division_month, public_rows
 from .conftest import REPO
-from .test_secondary import CNAES, MUNIS, SPEC_A, SPEC_B, _facts, item
 
 LATE = Decimal("25000.00")
 # One worker builds the three releases once for every test here.

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from dataflow.aggregation.catalog import LoadedRelease, load_release
 from dataflow.aggregation.query import CursorMismatch, QueryError, parse_query, run_query
-from dataflow.aggregation.reference import ReferenceData
 from dataflow.aggregation.release import ReleaseSummary
+from dataflow.invoices.reference import ReferenceData
 
 TABLE = "sales_municipality_cnae_division_month"
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from dataflow.aggregation.disclosure.suppression import FLAG_SUPPRESSED
 from dataflow.aggregation.release import ReleaseSummary, read_manifest
-from dataflow.aggregation.suppression import FLAG_SUPPRESSED
 from dataflow.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,10 +192,10 @@ def test_a_revised_month_is_protected_or_refused(
     """Against a release that kept its contributions a revision is protected (lineage.py);
     against one built before (no contributions: the revision cannot be measured) it is
     refused unless the operator says so."""
-    from dataflow.aggregation.factstore import FactStore
-    from dataflow.aggregation.generator import generate, parse_months
     from dataflow.aggregation.release import RevisedMonths, build_release
     from dataflow.aggregation.specs import load_specs
+    from dataflow.invoices.factstore import FactStore
+    from dataflow.invoices.synthetic.generator import generate, parse_months
 
     specs = [s for s in load_specs(REPO / "tables") if s.id == "sales_model_cnae_division_month"]
     releases = tmp_path / "releases"

@@ -16,17 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataflow.billing.compute import Carried, MonthOutsideContract, compute_invoice
-from dataflow.billing.models import (
-    Amendment,
-    Band,
-    ContractKind,
-    ContractTerms,
-    Fine,
-    Readjustment,
-    ReadjustmentKind,
-)
+from dataflow.billing.models import Fine
 from dataflow.billing.money import Brl
 from dataflow.billing.reference import BillingReference
+from dataflow.contracts.models import Plan
+from dataflow.contracts.terms import Amendment, Band, ContractTerms, Readjustment, ReadjustmentKind
 
 from .conftest import REPO
 
@@ -39,7 +33,7 @@ BANDS = [
 
 def terms(**kw: Any) -> ContractTerms:
     base: dict[str, Any] = {
-        "kind": ContractKind.CONTINUOUS,
+        "kind": Plan.CONTINUOUS,
         "start": date(2026, 1, 1),
         "unit_price_ufemg": Decimal("0.02"),
         "franchise_accesses": 200_000,
@@ -258,7 +252,7 @@ CASES = [
     Case(
         "sandbox-month",
         ContractTerms(
-            kind=ContractKind.SANDBOX, start=date(2026, 1, 1), end=date(2026, 12, 31), cap=50_000
+            kind=Plan.SANDBOX, start=date(2026, 1, 1), end=date(2026, 12, 31), cap=50_000
         ),
         12_345,
         "0",
@@ -384,7 +378,7 @@ def test_franchise_under_floor_is_flagged() -> None:
     low = terms(unit_price_ufemg=Decimal("0.01"), franchise_accesses=100_000)
     assert any("under the 3000 UFEMG" in w for w in low.warnings())
     assert terms().warnings() == []
-    sandbox = ContractTerms(kind=ContractKind.SANDBOX, start=date(2026, 1, 1))
+    sandbox = ContractTerms(kind=Plan.SANDBOX, start=date(2026, 1, 1))
     assert sandbox.warnings() == []
 
 

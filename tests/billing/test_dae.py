@@ -14,9 +14,10 @@ from dataflow.billing.barcode import barcode_is_valid
 from dataflow.billing.compute import compute_invoice
 from dataflow.billing.dae import CSV_FIELDS, Statement, statement_csv, write_statement_pdf
 from dataflow.billing.errors import InvoiceStateError
-from dataflow.billing.models import ContractKind, ContractTerms
 from dataflow.billing.reference import BillingReference
 from dataflow.billing.repository import StoredInvoice
+from dataflow.contracts.models import Plan
+from dataflow.contracts.terms import ContractTerms
 
 from .conftest import REPO
 
@@ -68,7 +69,7 @@ def test_payable_statement(tmp_path: Path) -> None:
 
 def test_sandbox_statement_has_nothing_to_pay(tmp_path: Path) -> None:
     terms = ContractTerms(
-        kind=ContractKind.SANDBOX, start=date(2026, 1, 10), end=date(2026, 12, 31), cap=50_000
+        kind=Plan.SANDBOX, start=date(2026, 1, 10), end=date(2026, 12, 31), cap=50_000
     )
     s = _stored(terms, 31_234)
     assert not s.payable

@@ -6,11 +6,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from dataflow.billing.models import ContractTerms
 from dataflow.contracts.errors import ForbiddenTransition, InvalidInput, NotPermitted
 from dataflow.contracts.lifecycle import EndReason, Event, add_months, next_state
 from dataflow.contracts.models import ContractKind, ContractState, PartnerStatus, Plan
 from dataflow.contracts.service import ContractsService
+from dataflow.contracts.terms import ContractTerms
 
 from .conftest import Clock
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflow.aggregation.checkdigits import (
+from dataflow.invoices.checkdigits import (
     access_key_check_digit,
     access_key_check_digits_array,
     cnpj_check_digits,

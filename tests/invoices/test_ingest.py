@@ -18,12 +18,11 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.ingest import IngestSummary, ingest, quarantine_dir
-from dataflow.aggregation.quarantine import iter_quarantine
 from dataflow.cli import app
-
-from .test_nfe_xml import expected_outcome
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.ingest import IngestSummary, ingest, quarantine_dir
+from dataflow.invoices.quarantine import iter_quarantine
+from tests.invoices.nfe.test_reader import expected_outcome
 
 NS = {"n": "http://www.portalfiscal.inf.br/nfe"}
 
@@ -282,8 +281,8 @@ def test_workers_do_not_rerun_the_main_script(tmp_path: Path, corpus: Path) -> N
         "if __name__ != '__main__':\n"
         "    Path(os.environ['MARKERS'], str(os.getpid())).touch()\n"
         "else:\n"
-        "    from dataflow.aggregation.factstore import FactStore\n"
-        "    from dataflow.aggregation.ingest import ingest\n"
+        "    from dataflow.invoices.factstore import FactStore\n"
+        "    from dataflow.invoices.ingest import ingest\n"
         "    s = ingest([Path(sys.argv[1])], FactStore(Path(sys.argv[2])), workers=2)\n"
         "    print(s.loaded)\n"
     )

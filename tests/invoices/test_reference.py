@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataflow.aggregation.reference import GEO_LEVELS, ReferenceData
+from dataflow.invoices.reference import GEO_LEVELS, ReferenceData
 
 
 def test_all_853_municipalities_have_a_region_and_a_size(reference: ReferenceData) -> None:

@@ -15,8 +15,8 @@ import msgspec
 import polars as pl
 
 from dataflow.aggregation.levels import TOTAL
-from dataflow.aggregation.reference import ReferenceData
 from dataflow.aggregation.release import read_manifest
+from dataflow.invoices.reference import ReferenceData
 
 __all__ = [
     "MARKERS",

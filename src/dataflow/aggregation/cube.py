@@ -12,7 +12,6 @@ import itertools
 import duckdb
 import pyarrow as pa
 
-from dataflow.aggregation.factstore import FactStore
 from dataflow.aggregation.levels import (
     LEVEL_SQL,
     MEASURE_SQL,
@@ -21,8 +20,9 @@ from dataflow.aggregation.levels import (
     level_sql,
     per_item,
 )
-from dataflow.aggregation.schema import FACT_SCHEMA
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.schema import FACT_SCHEMA
 
 __all__ = [
     "TAXPAYERS",

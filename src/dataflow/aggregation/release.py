@@ -27,9 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataflow import __version__
-from dataflow.aggregation.audit import AuditResult
 from dataflow.aggregation.cube import TAXPAYERS, TOP, build_cells, contributions_sql, fact_source
-from dataflow.aggregation.factstore import FactStore
+from dataflow.aggregation.disclosure.audit import AuditResult
+from dataflow.aggregation.disclosure.linked import CellSystem, cell_identities
+from dataflow.aggregation.disclosure.suppression import FLAG, Reason, apply_suppression, primary
 from dataflow.aggregation.levels import register_references
 from dataflow.aggregation.lineage import (
     CONTRIBUTIONS,
@@ -42,9 +43,8 @@ from dataflow.aggregation.lineage import (
     protect_joint,
     releases_in,
 )
-from dataflow.aggregation.linked import CellSystem, cell_identities
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec, rule_names
-from dataflow.aggregation.suppression import FLAG, Reason, apply_suppression, primary
+from dataflow.invoices.factstore import FactStore
 
 __all__ = [
     "AuditFailed",

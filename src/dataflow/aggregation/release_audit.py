@@ -17,8 +17,9 @@ import msgspec
 import numpy as np
 import pyarrow.parquet as pq
 
-from dataflow.aggregation.audit import audit
-from dataflow.aggregation.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.audit import audit
+from dataflow.aggregation.disclosure.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.linked import build_system
 from dataflow.aggregation.lineage import (
     LIMITED,
     LineageError,
@@ -27,7 +28,6 @@ from dataflow.aggregation.lineage import (
     load_earlier,
     load_tables,
 )
-from dataflow.aggregation.linked import build_system
 
 __all__ = ["ReleaseAudit", "TableAudit", "audit_release"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from dataflow.aggregation.levels import LEVEL_SQL, MEASURE_SQL, family_of, level_sql
-from dataflow.aggregation.schema import FACT_SCHEMA
+from dataflow.invoices.schema import FACT_SCHEMA
 
 __all__ = [
     "MAGNITUDE",

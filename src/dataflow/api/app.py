@@ -11,7 +11,6 @@ from litestar.datastructures import State
 
 from dataflow import __version__
 from dataflow.aggregation.catalog import load_release
-from dataflow.aggregation.reference import ReferenceData, load_reference
 from dataflow.aggregation.release import newest_release
 from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
@@ -24,6 +23,7 @@ from dataflow.api.routes import routes
 from dataflow.api.state import ApiState
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
+from dataflow.invoices.reference import ReferenceData, load_reference
 from dataflow.metering.factory import make_meter
 from dataflow.metering.protocol import Meter
 from dataflow.metering.settlement import PeriodicSettler

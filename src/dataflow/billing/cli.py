@@ -14,14 +14,15 @@ import typer
 
 from dataflow.billing.budget import analysis_fee_lines, compute_budget, load_budget_items
 from dataflow.billing.errors import BillingError
-from dataflow.billing.models import ContractTerms
 from dataflow.billing.reference import BillingReference
 from dataflow.billing.schedule import schedules
 from dataflow.billing.service import BillingService, compute_invoice
 from dataflow.billing.ufemg import UfemgTable
-from dataflow.console import err, print_json
+from dataflow.contracts.errors import ContractInvalid
 from dataflow.contracts.repository import make_engine
+from dataflow.contracts.terms import ContractTerms
 from dataflow.settings import Settings
+from dataflow.terminal import err, print_json
 
 __all__ = ["billing_app"]
 
@@ -82,7 +83,7 @@ def billing_preview(
             ufemg=UfemgTable.load(settings.datasets_dir / "ufemg.csv"),
             indices=ref.indices,
         )
-    except BillingError as e:
+    except (BillingError, ContractInvalid) as e:
         raise _fail(e) from None
     print_json(_to_json(invoice))
 
@@ -99,7 +100,7 @@ def billing_check_contract(
         terms = ContractTerms.from_file(contract)
         day = date.fromisoformat(until) if until else (terms.end or terms.start)
         found = schedules(terms, day, BillingReference.load(settings.datasets_dir).indices)
-    except (BillingError, ValueError) as e:
+    except (BillingError, ContractInvalid, ValueError) as e:
         raise _fail(e) from None
     for w in terms.warnings():
         err.print(f"[yellow]warning:[/] {w}")
@@ -248,7 +249,7 @@ def billing_fine(
             amount_ufemg=Decimal(ufemg) if ufemg else None,
             percent=Decimal(percent) if percent else None,
         )
-    except (BillingError, ValueError) as e:
+    except (BillingError, ContractInvalid, ValueError) as e:
         raise _fail(e) from None
     typer.echo(str(fid))
 

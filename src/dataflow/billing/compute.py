@@ -14,17 +14,12 @@ from decimal import Decimal
 import msgspec
 
 from dataflow.billing.errors import BillingError
-from dataflow.billing.models import (
-    MONTHLY_FLOOR_UFEMG,
-    ContractKind,
-    ContractTerms,
-    Fine,
-    Invoice,
-    InvoiceLine,
-)
+from dataflow.billing.models import Fine, Invoice, InvoiceLine
 from dataflow.billing.money import Brl, Ufemg, round_half_up
 from dataflow.billing.schedule import PriceSchedule, schedule_on
 from dataflow.billing.ufemg import IndexTable, UfemgTable
+from dataflow.contracts.models import Plan
+from dataflow.contracts.terms import MONTHLY_FLOOR_UFEMG, ContractTerms
 
 __all__ = [
     "Carried",
@@ -264,7 +259,7 @@ def compute_invoice(
     rate = ufemg.brl_per_ufemg(first.year)
     lines: list[InvoiceLine] = []
     supply = Ufemg.zero()  # value of supply this month: the base of percentage fines
-    if terms.kind is ContractKind.SANDBOX:
+    if terms.kind is Plan.SANDBOX:
         p_start, p_end, days = _overlap(first, last, terms.start, terms.end)
         if days == 0:
             raise MonthOutsideContract(month, terms.start, terms.end)

@@ -6,7 +6,6 @@ from datetime import date
 
 __all__ = [
     "BillingError",
-    "ContractInvalid",
     "ContractNotBillable",
     "CostItemUnknown",
     "IndexUnknown",
@@ -19,13 +18,6 @@ __all__ = [
 
 class BillingError(Exception):
     """Base of billing errors."""
-
-
-class ContractInvalid(BillingError):
-    def __init__(self, source: str, problem: str) -> None:
-        super().__init__(f"contract {source}: {problem}")
-        self.source = source
-        self.problem = problem
 
 
 class ContractNotBillable(BillingError):

@@ -16,8 +16,7 @@ import msgspec
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dataflow.billing.errors import BillingError
-from dataflow.billing.models import ContractKind, ContractTerms, Fine, InvoiceLine
+from dataflow.billing.models import Fine, InvoiceLine
 from dataflow.billing.tables import (
     billing_adjustments,
     billing_fines,
@@ -26,7 +25,10 @@ from dataflow.billing.tables import (
     billing_runs,
     billing_sequences,
 )
+from dataflow.contracts.errors import ContractInvalid
+from dataflow.contracts.models import Plan
 from dataflow.contracts.tables import partners, usage_ledger
+from dataflow.contracts.terms import ContractTerms
 
 __all__ = [
     "BillableContract",
@@ -97,14 +99,14 @@ def billable_contracts(conn: Connection) -> list[BillableContract]:
         if toml:
             try:
                 terms = ContractTerms.from_toml(toml, source=f"of partner {pid}")
-            except BillingError as e:
+            except ContractInvalid as e:
                 out.append(
                     BillableContract(partner_id=pid, partner_name=name, terms=None, problem=str(e))
                 )
                 continue
             out.append(BillableContract(partner_id=pid, partner_name=name, terms=terms))
-        elif plan == ContractKind.SANDBOX.value:
-            terms = ContractTerms(kind=ContractKind.SANDBOX, start=created.date(), cap=cap)
+        elif plan == Plan.SANDBOX.value:
+            terms = ContractTerms(kind=Plan.SANDBOX, start=created.date(), cap=cap)
             out.append(BillableContract(partner_id=pid, partner_name=name, terms=terms))
         else:
             out.append(

@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import msgspec
 
-from dataflow.billing.models import Amendment, Band, ContractTerms, ReadjustmentKind
 from dataflow.billing.money import round_half_up
 from dataflow.billing.ufemg import IndexTable
+from dataflow.contracts.terms import Amendment, Band, ContractTerms, ReadjustmentKind
 
 __all__ = ["UNIT_PRICE_PLACES", "PriceSchedule", "anniversaries", "schedule_on", "schedules"]
 

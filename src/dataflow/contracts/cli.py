@@ -7,7 +7,7 @@ Every command runs migrations first (the service does) and writes the audit log 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,12 +16,12 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from dataflow.billing.models import ContractTerms
 from dataflow.contracts.errors import ContractsError
 from dataflow.contracts.lifecycle import EndReason, Event
 from dataflow.contracts.models import ContractKind, Plan, Role
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
+from dataflow.contracts.terms import ContractTerms
 from dataflow.settings import Settings
 
 __all__ = [
@@ -279,48 +279,94 @@ def contract_authorize(
     typer.echo(str(c.id))
 
 
-def _event_command(event: Event, doc: str) -> Callable[..., None]:
-    def command(
-        ctx: typer.Context,
-        contract: int,
-        budget: Annotated[str | None, typer.Option(help="Budget in UFEMG.")] = None,
-        terms: Annotated[
-            Path | None, typer.Option(help="Contract terms (TOML).", exists=True, dir_okay=False)
-        ] = None,
-        new_end: Annotated[
-            datetime | None, typer.Option(formats=["%Y-%m-%d"], help="New last day.")
-        ] = None,
-        reason: Annotated[EndReason | None, typer.Option(help="Why it ends.")] = None,
-    ) -> None:
-        with _errors():
-            c = _service(ctx).transition(
-                contract,
-                event,
-                actor=_actor(),
-                budget_ufemg=budget,
-                terms_toml=terms.read_text(encoding="utf-8") if terms else None,
-                new_end=new_end.date() if new_end else None,
-                reason=reason,
-            )
-        typer.echo(f"contract {c.id} is now {c.state}")
-
-    command.__doc__ = doc
-    return command
+def _transition(ctx: typer.Context, contract: int, event: Event, **facts: Any) -> None:
+    with _errors():
+        c = _service(ctx).transition(contract, event, actor=_actor(), **facts)
+    typer.echo(f"contract {c.id} is now {c.state}")
 
 
-for _event, _doc in (
-    (Event.PAY_FEE, "Record the paid analysis fee DAE (Art. 9); starts the budget deadline."),
-    (Event.ISSUE_BUDGET, "Issue the budget (--budget UFEMG; Art. 12/13)."),
-    (Event.ACCEPT, "Record acceptance and payment of the budget (Art. 14)."),
-    (Event.ACTIVATE, "Put the contract (--terms for continuous) or authorization in force."),
-    (Event.EXTEND, "Extend a sandbox authorization (--new-end; 18 months at most)."),
-    (Event.SUSPEND, "Suspend the contract or authorization (Art. 41)."),
-    (Event.RESUME, "Resume a suspended contract or authorization."),
-    (Event.END, "End it (--reason expiry|request for sandbox, term for paid)."),
-    (Event.MIGRATE, "Migrate a sandbox to paid supply (--terms; Art. 40 III)."),
-    (Event.CANCEL, "Cancel (Art. 41) or withdraw a request."),
-):
-    contract_app.command(_event.value.replace("_", "-"))(_event_command(_event, _doc))
+def _read_terms(path: Path | None) -> str | None:
+    return path.read_text(encoding="utf-8") if path else None
+
+
+TermsFile = Annotated[
+    Path | None, typer.Option(help="Contract terms (TOML).", exists=True, dir_okay=False)
+]
+
+
+# Each event command declares only the options its event uses, so its help is its manual.
+@contract_app.command("pay-fee")
+def contract_pay_fee(ctx: typer.Context, contract: int) -> None:
+    """Record the paid analysis fee DAE (Art. 9); starts the budget deadline."""
+    _transition(ctx, contract, Event.PAY_FEE)
+
+
+@contract_app.command("issue-budget")
+def contract_issue_budget(
+    ctx: typer.Context,
+    contract: int,
+    budget: Annotated[str | None, typer.Option(help="Budget in UFEMG.")] = None,
+) -> None:
+    """Issue the budget (--budget UFEMG; Art. 12/13)."""
+    _transition(ctx, contract, Event.ISSUE_BUDGET, budget_ufemg=budget)
+
+
+@contract_app.command("accept")
+def contract_accept(ctx: typer.Context, contract: int) -> None:
+    """Record acceptance and payment of the budget (Art. 14)."""
+    _transition(ctx, contract, Event.ACCEPT)
+
+
+@contract_app.command("activate")
+def contract_activate(ctx: typer.Context, contract: int, terms: TermsFile = None) -> None:
+    """Put the contract (--terms for continuous) or authorization in force."""
+    _transition(ctx, contract, Event.ACTIVATE, terms_toml=_read_terms(terms))
+
+
+@contract_app.command("extend")
+def contract_extend(
+    ctx: typer.Context,
+    contract: int,
+    new_end: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="New last day.")
+    ] = None,
+) -> None:
+    """Extend a sandbox authorization (--new-end; 18 months at most)."""
+    _transition(ctx, contract, Event.EXTEND, new_end=new_end.date() if new_end else None)
+
+
+@contract_app.command("suspend")
+def contract_suspend(ctx: typer.Context, contract: int) -> None:
+    """Suspend the contract or authorization (Art. 41)."""
+    _transition(ctx, contract, Event.SUSPEND)
+
+
+@contract_app.command("resume")
+def contract_resume(ctx: typer.Context, contract: int) -> None:
+    """Resume a suspended contract or authorization."""
+    _transition(ctx, contract, Event.RESUME)
+
+
+@contract_app.command("end")
+def contract_end(
+    ctx: typer.Context,
+    contract: int,
+    reason: Annotated[EndReason | None, typer.Option(help="Why it ends.")] = None,
+) -> None:
+    """End it (--reason expiry|request for sandbox, term for paid)."""
+    _transition(ctx, contract, Event.END, reason=reason)
+
+
+@contract_app.command("migrate")
+def contract_migrate(ctx: typer.Context, contract: int, terms: TermsFile = None) -> None:
+    """Migrate a sandbox to paid supply (--terms; Art. 40 III)."""
+    _transition(ctx, contract, Event.MIGRATE, terms_toml=_read_terms(terms))
+
+
+@contract_app.command("cancel")
+def contract_cancel(ctx: typer.Context, contract: int) -> None:
+    """Cancel (Art. 41) or withdraw a request."""
+    _transition(ctx, contract, Event.CANCEL)
 
 
 @contract_app.command("secrecy")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ContractInvalid",
     "ContractNotFound",
     "ContractsError",
     "ForbiddenTransition",
@@ -87,3 +88,12 @@ class NotPermitted(ContractsError):
         self.contract_id = contract_id
         self.event = event
         self.reason = reason
+
+
+class ContractInvalid(ContractsError):
+    """Contract terms (TOML) that do not parse or break a rule of the format."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"contract {source}: {problem}")
+        self.source = source
+        self.problem = problem

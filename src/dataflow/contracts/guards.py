@@ -24,6 +24,7 @@ from dataflow.contracts.lifecycle import (
     next_state,
 )
 from dataflow.contracts.models import Contract, ContractKind, ContractState
+from dataflow.contracts.terms import ContractTerms
 
 __all__ = ["EventFacts", "apply_event", "parse_terms"]
 
@@ -43,9 +44,7 @@ class EventFacts:
 
 
 def parse_terms(toml: str, source: str) -> tuple[date, date | None, int | None]:
-    """Validate terms with billing's own parser; (start, end, cap)."""
-    from dataflow.billing.models import ContractTerms  # billing owns the format
-
+    """Validate terms; (start, end, cap)."""
     terms = ContractTerms.from_toml(toml, source=source)
     return terms.start, terms.end, terms.cap
 

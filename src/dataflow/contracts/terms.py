@@ -1,4 +1,7 @@
-"""Contract terms (the TOML of DESIGN §10), price schedules and invoices."""
+"""Contract terms: the TOML of DESIGN §10 (prices, franchise, bands, readjustment, amendments).
+
+The control plane stores and validates them; billing reads them to price a month.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +15,14 @@ from pathlib import Path
 
 import msgspec
 
-from dataflow.billing.errors import ContractInvalid
+from dataflow.contracts.errors import ContractInvalid
+from dataflow.contracts.models import Plan
 
 __all__ = [
-    "ANALYSIS_FEE_UFEMG",
     "MONTHLY_FLOOR_UFEMG",
     "Amendment",
     "Band",
-    "ContractKind",
     "ContractTerms",
-    "Fine",
-    "Invoice",
-    "InvoiceLine",
     "Readjustment",
     "ReadjustmentKind",
     "franchise_value",
@@ -31,15 +30,8 @@ __all__ = [
 
 # Art. 10 II: the monthly consumption value is at least 3,000 UFEMG.
 MONTHLY_FLOOR_UFEMG = Decimal("3000")
-# Art. 9 I: a request starts with a DAE of 50 UFEMG (analysis of feasibility and budget).
-ANALYSIS_FEE_UFEMG = Decimal("50")
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-
-
-class ContractKind(StrEnum):
-    CONTINUOUS = "continuous"
-    SANDBOX = "sandbox"
 
 
 class ReadjustmentKind(StrEnum):
@@ -71,19 +63,8 @@ class Amendment(msgspec.Struct, frozen=True, kw_only=True):
     note: str = ""
 
 
-class Fine(msgspec.Struct, frozen=True, kw_only=True):
-    """Art. 45 III: a fine decided by the CGMD-SEF, billed on a month's invoice.
-
-    Either a fixed amount or a percentage of the month's supply value (consumption + support).
-    """
-
-    reason: str
-    amount_ufemg: Decimal | None = None
-    percent: Decimal | None = None
-
-
 class ContractTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
-    kind: ContractKind
+    kind: Plan  # continuous or sandbox
     start: date  # first day of (paid) supply; for a migrated contract, the migration date
     end: date | None = None
     unit_price_ufemg: Decimal = Decimal(0)
@@ -154,7 +135,7 @@ class ContractTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def warnings(self) -> list[str]:
         """Things finance should look at when the contract is created (they do not block it)."""
         out: list[str] = []
-        if self.kind is ContractKind.CONTINUOUS:
+        if self.kind is Plan.CONTINUOUS:
             value = franchise_value(self.franchise_accesses, self.unit_price_ufemg, self.bands)
             if value < MONTHLY_FLOOR_UFEMG:
                 out.append(
@@ -196,24 +177,3 @@ def _check_bands(source: str, bands: list[Band], unit: Decimal) -> None:
             f"{unit} × {bands[-1].up_to + 1:,} is under the band price {bands[-1].price_ufemg}: "
             "the bill would drop as usage grows",
         )
-
-
-class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
-    code: str
-    description: str
-    quantity: int | None
-    unit_price_ufemg: Decimal | None
-    amount_ufemg: Decimal
-    amount_brl: Decimal
-
-
-class Invoice(msgspec.Struct, frozen=True, kw_only=True):
-    month: str
-    kind: ContractKind
-    accesses: int
-    brl_per_ufemg: Decimal
-    lines: list[InvoiceLine]
-    total_ufemg: Decimal
-    total_brl: Decimal
-    period_start: date | None = None
-    period_end: date | None = None

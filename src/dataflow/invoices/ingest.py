@@ -1,8 +1,8 @@
 """XML ingestion into the fact store: parallel over files, idempotent by access key, crash-safe.
 
 Files are processed in sorted path order, in batches. Worker processes (``ingest_worker``) parse
-and check documents (the bulk fast path ``nfe_batch``, the reference ``nfe_xml`` for the rest) and
-quarantine the rejected ones; the parent resolves duplicates and cancellations in path order and
+and check documents (the bulk fast path ``nfe.batch``, the reference ``nfe.reader`` for the rest)
+and quarantine the rejected ones; the parent resolves duplicates and cancellations in path order and
 commits each batch:
 
 1. new Parquet files land under ``facts/`` and ``invoices/`` as ``ingest-<content hash>.parquet``
@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataflow.aggregation.factstore import SORT_KEYS, FactStore
-from dataflow.aggregation.ingest_worker import TaskResult, parse_files
+from dataflow.invoices.factstore import SORT_KEYS, FactStore
+from dataflow.invoices.ingest_worker import TaskResult, parse_files
 
 __all__ = ["IngestSummary", "discover", "ingest", "quarantine_dir", "start_pool"]
 

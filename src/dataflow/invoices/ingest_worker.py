@@ -1,8 +1,8 @@
 """The worker side of XML ingestion: one task (a run of files) → facts, invoices, what was rejected.
 
 Each file is read and parsed once. Invoices in the usual layout take the fast path
-(``nfe_batch``), checked in bulk at the end of the task; everything else, and whatever the fast
-path hands back, is read by the reference (``nfe_xml``), which quarantines with a reason.
+(``nfe.batch``), checked in bulk at the end of the task; everything else, and whatever the fast
+path hands back, is read by the reference (``nfe.reader``), which quarantines with a reason.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from dataflow.aggregation.nfe_batch import FastTask
-from dataflow.aggregation.nfe_xml import (
+from dataflow.invoices.nfe.batch import FastTask
+from dataflow.invoices.nfe.reader import (
     ParsedCancellation,
     ParsedInvoice,
     document_from_tree,
     parse_document,
     parser,
 )
-from dataflow.aggregation.quarantine import Reason, Rejection, quarantine
-from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
-from dataflow.aggregation.xsd import SchemaSet
+from dataflow.invoices.nfe.xsd import SchemaSet
+from dataflow.invoices.quarantine import Reason, Rejection, quarantine
+from dataflow.invoices.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
 
 __all__ = ["TaskResult", "parse_files"]
 
@@ -69,7 +69,7 @@ def parse_files(paths: list[str], strict: bool, qdir: str) -> TaskResult:
     """Read, parse and check ``paths``; quarantine the rejected documents under ``qdir``."""
     schemas: SchemaSet | None = None
     if strict:
-        from dataflow.aggregation.xsd import schema_set
+        from dataflow.invoices.nfe.xsd import schema_set
 
         schemas = schema_set()
     order: list[tuple[str, str]] = [("r", p) for p in paths]

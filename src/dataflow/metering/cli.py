@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dataflow.console import err, print_json
 from dataflow.contracts.repository import make_engine
 from dataflow.metering.factory import make_meter
 from dataflow.metering.models import billing_month
@@ -18,6 +17,7 @@ from dataflow.metering.protocol import Meter
 from dataflow.metering.repository import SettlementRepository
 from dataflow.metering.settlement import reconcile_month, settle
 from dataflow.settings import MeterKind, Settings
+from dataflow.terminal import err, print_json
 
 __all__ = ["usage_app"]
 

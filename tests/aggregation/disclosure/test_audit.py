@@ -11,22 +11,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataflow.aggregation.audit import _apply_witnesses, audit
 from dataflow.aggregation.cube import cube_sql
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.audit import _apply_witnesses, audit
+from dataflow.aggregation.disclosure.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.linked import CellSystem, build_system
+from dataflow.aggregation.disclosure.secondary import protect
+from dataflow.aggregation.disclosure.suppression import primary
 from dataflow.aggregation.levels import register_references
-from dataflow.aggregation.linked import CellSystem, build_system
 from dataflow.aggregation.release import AuditFailed, ReleaseSummary, build_release
 from dataflow.aggregation.release_audit import audit_release
-from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import TableSpec
-from dataflow.aggregation.suppression import primary
+from dataflow.invoices.factstore import FactStore
+from tests.aggregation.attacker import Attacker, link_division_month, public_rows
+from tests.aggregation.disclosure.test_secondary import SPEC_A, SPEC_B, _facts, item
 
-from .attacker import Attacker, link_division_month, public_rows
-from .test_secondary import SPEC_A, SPEC_B, _facts, item
-
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_primary_only_is_caught_and_not_published(

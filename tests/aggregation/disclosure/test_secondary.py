@@ -10,16 +10,15 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataflow.aggregation.audit import audit
 from dataflow.aggregation.cube import cube_sql
-from dataflow.aggregation.hypercube import TableIndex
+from dataflow.aggregation.disclosure.audit import audit
+from dataflow.aggregation.disclosure.hypercube import TableIndex
+from dataflow.aggregation.disclosure.linked import build_system
+from dataflow.aggregation.disclosure.secondary import protect
+from dataflow.aggregation.disclosure.suppression import primary
 from dataflow.aggregation.levels import register_references
-from dataflow.aggregation.linked import build_system
-from dataflow.aggregation.secondary import protect
 from dataflow.aggregation.specs import Hierarchy, SuppressionRules, TableSpec
-from dataflow.aggregation.suppression import primary
-
-from .conftest import REPO
+from tests.aggregation.conftest import REPO
 
 RULES = SuppressionRules(min_taxpayers=3, p_percent=10.0, dominance_n=2, dominance_k=90.0)
 MUNIS = ["3106200", "3170206", "3118601"]

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from dataflow.aggregation.cube import TAXPAYERS, TOP, cube_sql
+from dataflow.aggregation.disclosure.suppression import Reason, primary
 from dataflow.aggregation.specs import Hierarchy, SuppressionRules, TableSpec
-from dataflow.aggregation.suppression import Reason, primary
 
 
 def _cells(rows: list[tuple[float, int, list[float]]]) -> pa.Table:

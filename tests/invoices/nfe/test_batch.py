@@ -3,7 +3,7 @@
 Every document is run through both: ``FastTask`` (the bulk path) and ``parse_document`` (the
 reference). Whatever the fast path takes must be an invoice for the reference with the same rows;
 whatever it hands back is the reference's to accept or reject. The fast path's reading is compiled
-(``_nfe_read``) with a pure-Python twin (``read_python``): every document is also read by both,
+(``nfe._read``) with a pure-Python twin (``read_python``): every document is also read by both,
 which must return the same values. Documents: generated ones, one per quarantine reason, nfelib's
 real samples, and generated ones mutated at random (values replaced, elements repeated, dropped,
 moved, reordered or put in another namespace, attributes dropped, comments, processing
@@ -13,8 +13,8 @@ instructions and entity references slipped in).
 from __future__ import annotations
 
 import random
-from copy import deepcopy
 import re
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,10 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from dataflow.aggregation import _nfe_read, nfe_batch
-from dataflow.aggregation.ingest_worker import TaskResult, parse_files, reference_tables
-from dataflow.aggregation.nfe_batch import COMPILED_READ, FastTask, _bad, _instants, read_python
-from dataflow.aggregation.nfe_xml import (
+from dataflow.invoices.ingest_worker import TaskResult, parse_files, reference_tables
+from dataflow.invoices.nfe import _read as _nfe_read
+from dataflow.invoices.nfe import batch as nfe_batch
+from dataflow.invoices.nfe.batch import COMPILED_READ, FastTask, _bad, _instants, read_python
+from dataflow.invoices.nfe.reader import (
     _MONEY,
     _NCM,
     _UNIT,
@@ -40,10 +41,9 @@ from dataflow.aggregation.nfe_xml import (
     parse_document,
     parser,
 )
-from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.xmlgen import iter_documents
-
-from .conftest import BREAKERS
+from dataflow.invoices.reference import ReferenceData
+from dataflow.invoices.synthetic.xmlgen import iter_documents
+from tests.invoices.conftest import BREAKERS
 
 
 def _fast(data: bytes) -> tuple[pa.Table, pa.Table] | None:

@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from dataflow.aggregation.nfe_xml import (
+from dataflow.invoices.nfe.reader import (
     ParsedCancellation,
     ParsedInvoice,
     parse_document,
     to_cents,
 )
-from dataflow.aggregation.quarantine import Rejection
-from dataflow.aggregation.xsd import schema_set
+from dataflow.invoices.nfe.xsd import schema_set
+from dataflow.invoices.quarantine import Rejection
 
 # What each real sample in the nfelib wheel is, checked by hand: the right outcome for that file.
 _PROC_4117 = "leiauteNFe/41170706117473000150550010000463202612756525-procNFe.xml"

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflow.aggregation.checkdigits import is_valid_access_key, is_valid_cnpj
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.generator import GenerationSummary, generate, parse_months
-from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.synthetic.population import OFFICIAL_EXAMPLE
+from dataflow.invoices.checkdigits import is_valid_access_key, is_valid_cnpj
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import ReferenceData
+from dataflow.invoices.synthetic.generator import GenerationSummary, generate, parse_months
+from dataflow.invoices.synthetic.population import OFFICIAL_EXAMPLE
 
 
 def _digest(root: Path) -> str:

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataflow.aggregation.checkdigits import is_valid_cnpj
-from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.synthetic.catalog import build_catalog
-from dataflow.aggregation.synthetic.population import (
+from dataflow.invoices.checkdigits import is_valid_cnpj
+from dataflow.invoices.reference import ReferenceData
+from dataflow.invoices.synthetic.catalog import build_catalog
+from dataflow.invoices.synthetic.population import (
     ALNUM_FROM,
     OFFICIAL_EXAMPLE,
     build_population,
 )
-from dataflow.aggregation.synthetic.profiles import Kind
+from dataflow.invoices.synthetic.profiles import Kind
 
 
 def test_population_shape(reference: ReferenceData) -> None:

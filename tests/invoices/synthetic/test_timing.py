@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from dataflow.aggregation.synthetic.columns import cents_to_money, local_to_instants
-from dataflow.aggregation.synthetic.timing import day_weights, local_seconds
+from dataflow.invoices.synthetic.columns import cents_to_money, local_to_instants
+from dataflow.invoices.synthetic.timing import day_weights, local_seconds
 
 
 def test_black_friday_and_christmas() -> None:

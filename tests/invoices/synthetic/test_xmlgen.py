@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from dataflow.aggregation.checkdigits import is_valid_access_key, is_valid_cnpj
-from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.xmlgen import generate_xml, iter_documents
-from dataflow.aggregation.xsd import schema_set
+from dataflow.invoices.checkdigits import is_valid_access_key, is_valid_cnpj
+from dataflow.invoices.nfe.xsd import schema_set
+from dataflow.invoices.reference import ReferenceData
+from dataflow.invoices.synthetic.xmlgen import generate_xml, iter_documents
 
 NS = {"n": "http://www.portalfiscal.inf.br/nfe"}
 

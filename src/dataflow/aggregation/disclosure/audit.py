@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from dataflow.aggregation.boxes import Boxes, bulk_perturbation, cheapest_perturbation
-from dataflow.aggregation.hypercube import Hypercubes
-from dataflow.aggregation.linked import CellSystem
-from dataflow.aggregation.lp import LpModel
+from dataflow.aggregation.disclosure.boxes import Boxes, bulk_perturbation, cheapest_perturbation
+from dataflow.aggregation.disclosure.hypercube import Hypercubes
+from dataflow.aggregation.disclosure.linked import CellSystem
+from dataflow.aggregation.disclosure.lp import LpModel
 
 __all__ = ["AuditResult", "Component", "audit", "components"]
 

@@ -17,9 +17,9 @@ import numpy.typing as npt
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from dataflow.aggregation.hypercube import Hypercubes, Node, parent_node
-from dataflow.aggregation.linked import CellSystem
-from dataflow.aggregation.lp import LpModel, LpUnsolved
+from dataflow.aggregation.disclosure.hypercube import Hypercubes, Node, parent_node
+from dataflow.aggregation.disclosure.linked import CellSystem
+from dataflow.aggregation.disclosure.lp import LpModel, LpUnsolved
 
 __all__ = ["MARGIN", "Boxes", "bulk_perturbation", "cheapest_perturbation", "largest_move"]
 

@@ -28,8 +28,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import scipy.sparse as sp
 
+from dataflow.aggregation.disclosure.linked import CellSystem
 from dataflow.aggregation.levels import TOTAL
-from dataflow.aggregation.linked import CellSystem
 from dataflow.aggregation.specs import TableSpec
 
 __all__ = ["Certificate", "Hypercubes", "TableIndex", "parent_node", "relation_matrix"]

@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from dataflow.aggregation.disclosure.suppression import Primary
 from dataflow.aggregation.levels import LEVEL_SQL, TOTAL, family_of
 from dataflow.aggregation.specs import TableSpec
-from dataflow.aggregation.suppression import Primary
 
 __all__ = ["CellSystem", "build_system", "cell_identities"]
 

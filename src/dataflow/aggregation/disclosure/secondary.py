@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dataflow.aggregation.audit import AuditResult, audit
-from dataflow.aggregation.boxes import (
+from dataflow.aggregation.disclosure.audit import AuditResult, audit
+from dataflow.aggregation.disclosure.boxes import (
     MARGIN,
     Boxes,
     bulk_perturbation,
     cheapest_perturbation,
     largest_move,
 )
-from dataflow.aggregation.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.hypercube import Hypercubes, TableIndex
+from dataflow.aggregation.disclosure.linked import CellSystem
 from dataflow.aggregation.levels import TOTAL
-from dataflow.aggregation.linked import CellSystem
 
 __all__ = ["ProtectionError", "SecondaryResult", "TableIndex", "cell_costs", "protect"]
 

@@ -9,6 +9,7 @@ from litestar import Request, Response
 from dataflow.api.errors import Problem
 from dataflow.billing.errors import BillingError
 from dataflow.contracts.errors import (
+    ContractInvalid,
     ContractNotFound,
     ContractsError,
     ForbiddenTransition,
@@ -40,6 +41,10 @@ def _contracts_error(request: Request[Any, Any, Any], exc: ContractsError) -> Re
         ).to_response(request)
     if isinstance(exc, NotPermitted):
         return Problem(409, "transition-refused", "Transition refused", str(exc)).to_response(
+            request
+        )
+    if isinstance(exc, ContractInvalid):
+        return Problem(422, "invalid-terms", "Invalid contract terms", str(exc)).to_response(
             request
         )
     if isinstance(exc, InvalidInput):

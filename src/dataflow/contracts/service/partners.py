@@ -6,13 +6,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from dataflow.aggregation.checkdigits import is_valid_cnpj
 from dataflow.contracts.errors import InvalidInput, PartnerNotFound
 from dataflow.contracts.guards import parse_terms
 from dataflow.contracts.models import Contact, ContractKind, ContractState, Partner, Plan
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.service.team import TeamOps
 from dataflow.contracts.tables import contacts, contracts, partners
+from dataflow.invoices.checkdigits import is_valid_cnpj
 
 
 class PartnersOps(TeamOps):

@@ -1,11 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""``nfe_batch.read_python`` compiled: the same reading of an authorized nfeProc, on libxml2's nodes.
+"""``batch.read_python`` compiled: the same reading of an authorized nfeProc, on libxml2's nodes.
 
 The Python reading makes an lxml proxy object, a tag string and a text string for each of the
 ~250 elements it looks at; here the walk compares names in C and only the ~60 values kept become
 Python strings, through lxml's own public C-API (``textOf`` is ``.text``,
 ``attributeValueFromNsName`` is ``.get``), so the semantics are lxml's. Every step mirrors a line
-of ``nfe_batch.read_python``: the same checks, the same elements (the last child of a tag in a
+of ``batch.read_python``: the same checks, the same elements (the last child of a tag in a
 section, the first ``enderEmit``/``enderDest``/``ICMSTot``/``infProt``, the same item walk), the
 same result. Tests compare both readings on every corpus.
 """
@@ -23,7 +23,7 @@ from lxml.includes.tree cimport (
     xmlNode,
 )
 
-from dataflow.aggregation.nfe_xml import AUTHORIZED_STATUS, encoded_key
+from dataflow.invoices.nfe.reader import AUTHORIZED_STATUS, encoded_key
 
 cetree.import_lxml__etree()
 
@@ -109,7 +109,7 @@ cdef void _last(xmlNode* parent, const char** names, int n, xmlNode** out) noexc
 
 
 cdef xmlNode* _first(xmlNode* parent, const char* name) noexcept:
-    """``nfe_batch._first``: the first child with that name."""
+    """``batch._first``: the first child with that name."""
     if parent is NULL:
         return NULL
     cdef xmlNode* c = parent.children
@@ -145,7 +145,7 @@ cdef xmlNode* _next_listed(xmlNode* c) noexcept:
 
 
 def read(_Element root not None, /):
-    """``nfe_batch.read_python(root)``: (header values, item columns) or None."""
+    """``batch.read_python(root)``: (header values, item columns) or None."""
     cdef xmlNode* c_root = root._c_node
     cdef xmlNode* nfe
     cdef xmlNode* prot
@@ -304,7 +304,7 @@ cdef xmlNode* _next_in_walk(xmlNode* top, xmlNode* c) noexcept:
 
 
 cdef list _items(xmlNode* inf):
-    """``nfe_batch._read_items``: every item is det, NCM, CFOP, uCom, qCom, vProd, indTot and an
+    """``batch._read_items``: every item is det, NCM, CFOP, uCom, qCom, vProd, indTot and an
     optional vICMS, 1 to 990 items, numbered 1, 2, … up to the first total."""
     cdef list columns = [[] for _ in range(7)]
     cdef list icms = columns[6]

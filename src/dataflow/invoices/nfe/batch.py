@@ -1,6 +1,6 @@
 """The fast path of XML ingestion: a worker task's invoices read into columns, checked in bulk.
 
-``nfe_xml.document_from_tree`` is the reference reading: it takes any document and says precisely
+``reader.document_from_tree`` is the reference reading: it takes any document and says precisely
 why one is rejected, but costs about twice the parse. Nearly every document that reaches ingestion
 is an authorized ``nfeProc``, so this module reads those with plain child iterations that keep the
 reference's semantics (the last child of a tag wins, the first ``enderEmit``, the same item walk),
@@ -8,7 +8,7 @@ keeps their values as strings, and checks a whole task of documents at once: one
 group of columns, access-key check digits in numpy, totals in integer centavos cast by Arrow,
 dates by Arrow's ISO 8601 parser and zone database.
 
-The reading itself (``read_python``) is also compiled (``_nfe_read.pyx``, built by ``uv sync``):
+The reading itself (``read_python``) is also compiled (``_read.pyx``, built by ``uv sync``):
 the same steps on libxml2's nodes, without a Python object per element, about 8 µs a document
 instead of 60. ``READ`` is the compiled one when it is built, ``read_python`` otherwise; tests
 check that both give the same result on every document.
@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from dataflow.aggregation.checkdigits import access_key_check_digits_array
-from dataflow.aggregation.nfe_xml import (
+from dataflow.invoices.checkdigits import access_key_check_digits_array
+from dataflow.invoices.nfe.reader import (
     _AMB,
     _CFOP,
     _CNAE,
@@ -59,7 +59,7 @@ from dataflow.aggregation.nfe_xml import (
     instant,
     joined,
 )
-from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
+from dataflow.invoices.schema import FACT_SCHEMA, INVOICE_SCHEMA, MONEY
 
 __all__ = ["COMPILED_READ", "READ", "FastTask", "read_python"]
 
@@ -306,7 +306,7 @@ def _read_items(inf: etree._Element) -> list[list[str]] | None:
 
 def _compiled() -> _Reader | None:
     try:
-        from dataflow.aggregation._nfe_read import read
+        from dataflow.invoices.nfe._read import read
     except ImportError:  # a source tree used without its build step
         return None
     return read
@@ -348,7 +348,7 @@ def _cents(money: pa.Array) -> npt.NDArray[np.int64]:
 def _instants(dh: list[str]) -> tuple[pa.Array, pa.Array, pa.Array, npt.NDArray[np.bool_]]:
     """UTC instants, local year and month (America/Sao_Paulo) of ``_DATETIME``-shaped values, and
     which of them exist as dates: Arrow's ISO 8601 parser and time-zone conversion in one pass,
-    or ``nfe_xml.instant`` one by one where Arrow refuses (a date such as 2026-02-30; no zone
+    or ``reader.instant`` one by one where Arrow refuses (a date such as 2026-02-30; no zone
     database)."""
     try:
         utc = pa.array(dh, pa.string()).cast(_TS_UTC)

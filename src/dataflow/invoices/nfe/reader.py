@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from dataflow.aggregation.checkdigits import access_key_check_digit
-from dataflow.aggregation.quarantine import Reason, Rejection
-from dataflow.aggregation.schema import TZ
-from dataflow.aggregation.xsd import SchemaSet
+from dataflow.invoices.checkdigits import access_key_check_digit
+from dataflow.invoices.nfe.xsd import SchemaSet
+from dataflow.invoices.quarantine import Reason, Rejection
+from dataflow.invoices.schema import TZ
 
 __all__ = [
     "AUTHORIZED_STATUS",

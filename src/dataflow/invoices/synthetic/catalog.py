@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.synthetic import profiles
-from dataflow.aggregation.synthetic.text import Chars, from_strings
+from dataflow.invoices.reference import ReferenceData
+from dataflow.invoices.synthetic import profiles
+from dataflow.invoices.synthetic.text import Chars, from_strings
 
 __all__ = ["Catalog", "build_catalog"]
 

@@ -12,15 +12,15 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from dataflow.aggregation.checkdigits import access_key_check_digits_array
-from dataflow.aggregation.schema import FACT_SCHEMA, INVOICE_SCHEMA
-from dataflow.aggregation.synthetic import profiles
-from dataflow.aggregation.synthetic.catalog import Catalog
-from dataflow.aggregation.synthetic.columns import cents_to_money, local_to_instants, timestamps
-from dataflow.aggregation.synthetic.plan import ChunkTask
-from dataflow.aggregation.synthetic.population import Population
-from dataflow.aggregation.synthetic.profiles import Kind
-from dataflow.aggregation.synthetic.text import ascii_digits, fixed_width_strings, from_strings
+from dataflow.invoices.checkdigits import access_key_check_digits_array
+from dataflow.invoices.schema import FACT_SCHEMA, INVOICE_SCHEMA
+from dataflow.invoices.synthetic import profiles
+from dataflow.invoices.synthetic.catalog import Catalog
+from dataflow.invoices.synthetic.columns import cents_to_money, local_to_instants, timestamps
+from dataflow.invoices.synthetic.plan import ChunkTask
+from dataflow.invoices.synthetic.population import Population
+from dataflow.invoices.synthetic.profiles import Kind
+from dataflow.invoices.synthetic.text import ascii_digits, fixed_width_strings, from_strings
 
 __all__ = ["ChunkResult", "World", "build_chunk"]
 

@@ -7,7 +7,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataflow.aggregation.schema import MONEY, TZ
+from dataflow.invoices.schema import MONEY, TZ
 
 __all__ = ["cents_to_money", "local_to_instants", "timestamps"]
 

@@ -23,15 +23,15 @@ from datetime import date
 
 import numpy as np
 
-from dataflow.aggregation.factstore import FactStore
-from dataflow.aggregation.reference import ReferenceData
-from dataflow.aggregation.synthetic import profiles
-from dataflow.aggregation.synthetic.catalog import build_catalog
-from dataflow.aggregation.synthetic.chunk import World, build_chunk
-from dataflow.aggregation.synthetic.columns import cents_to_money
-from dataflow.aggregation.synthetic.plan import ChunkTask, Numbering, plan_month
-from dataflow.aggregation.synthetic.population import build_population
-from dataflow.aggregation.synthetic.writer import write_part
+from dataflow.invoices.factstore import FactStore
+from dataflow.invoices.reference import ReferenceData
+from dataflow.invoices.synthetic import profiles
+from dataflow.invoices.synthetic.catalog import build_catalog
+from dataflow.invoices.synthetic.chunk import World, build_chunk
+from dataflow.invoices.synthetic.columns import cents_to_money
+from dataflow.invoices.synthetic.plan import ChunkTask, Numbering, plan_month
+from dataflow.invoices.synthetic.population import build_population
+from dataflow.invoices.synthetic.writer import write_part
 
 __all__ = [
     "CHUNK_ITEMS",

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataflow.aggregation.factstore import FactStore
+from dataflow.invoices.factstore import FactStore
 
 __all__ = ["add_late_items"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dataflow.aggregation.synthetic import profiles
-from dataflow.aggregation.synthetic.population import Population
-from dataflow.aggregation.synthetic.timing import local_seconds
+from dataflow.invoices.synthetic import profiles
+from dataflow.invoices.synthetic.population import Population
+from dataflow.invoices.synthetic.timing import local_seconds
 
 __all__ = ["MAX_LINES", "NFE_LINES", "ChunkTask", "Numbering", "draw_lines", "plan_month"]
 

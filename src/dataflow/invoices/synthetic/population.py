@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dataflow.aggregation.checkdigits import cnpj_check_digits_array
-from dataflow.aggregation.synthetic import profiles
-from dataflow.aggregation.synthetic.catalog import Catalog
-from dataflow.aggregation.synthetic.profiles import Kind
-from dataflow.aggregation.synthetic.text import Chars, ascii_digits
+from dataflow.invoices.checkdigits import cnpj_check_digits_array
+from dataflow.invoices.synthetic import profiles
+from dataflow.invoices.synthetic.catalog import Catalog
+from dataflow.invoices.synthetic.profiles import Kind
+from dataflow.invoices.synthetic.text import Chars, ascii_digits
 
 __all__ = ["ALNUM_FROM", "OFFICIAL_EXAMPLE", "Population", "build_population"]
 

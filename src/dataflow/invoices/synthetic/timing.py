@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from dataflow.aggregation.synthetic import profiles
+from dataflow.invoices.synthetic import profiles
 
 __all__ = ["day_weights", "local_seconds"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataflow.aggregation.factstore import FactStore
+from dataflow.invoices.factstore import FactStore
 
 __all__ = ["ROW_GROUP", "part_name", "write_part"]
 

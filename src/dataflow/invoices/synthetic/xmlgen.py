@@ -19,8 +19,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from dataflow.aggregation.checkdigits import cnpj_check_digits, make_access_key
-from dataflow.aggregation.reference import ReferenceData
+from dataflow.invoices.checkdigits import cnpj_check_digits, make_access_key
+from dataflow.invoices.reference import ReferenceData
 
 __all__ = [
     "GeneratedDocument",
