@@ -293,7 +293,7 @@ def main() -> None:
                 f"{workers} processes; ingestion end to end vs parsing the same files"
             ),
             "workers": workers,
-            # The fast path's reading: compiled (_nfe_read, built by uv sync) or its Python twin.
+            # The fast path's reading: compiled (nfe._read, built by uv sync) or its Python twin.
             "compiled_reader": nfe_batch.COMPILED_READ is not None,
             "load_average_before_after": [round(x, 2) for x in (*load_before, *load_after)],
             "docs_per_s_best": {k: round(v, 1) for k, v in best.items()},
