@@ -15,7 +15,7 @@ from litestar import Request
 
 from dataflow.api.errors import Problem
 from dataflow.api.observe import scope_header
-from dataflow.contracts.keys import parse_key, secret_matches
+from dataflow.contracts.keys import key_scope, parse_key, secret_matches
 from dataflow.contracts.models import Entitlement, KeyCredential
 from dataflow.contracts.service import ContractsService
 
@@ -34,6 +34,15 @@ class Caller:
     @property
     def key_id(self) -> str:
         return self.key.key_id
+
+    @property
+    def tables(self) -> frozenset[str] | None:
+        """The tables this key may read now: the key's scope within the contract's (None: all)."""
+        return key_scope(self.key.tables, self.entitlement.tables)
+
+    def may_read(self, table: str) -> bool:
+        scope = self.tables
+        return scope is None or table in scope
 
 
 class KeyRing:

@@ -14,6 +14,7 @@ __all__ = [
     "KEY_PREFIX",
     "STAFF_PREFIX",
     "hash_secret",
+    "key_scope",
     "new_key",
     "parse_key",
     "secret_matches",
@@ -45,3 +46,19 @@ def parse_key(token: str, prefix: str = KEY_PREFIX) -> tuple[str, str] | None:
 
 def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def key_scope(
+    key_tables: frozenset[str] | None, contract_tables: frozenset[str] | None
+) -> frozenset[str] | None:
+    """The tables a key may read: its own scope *within* its contract's, never beyond it.
+
+    ``None`` means "no restriction" on either side; the answer is ``None`` only when neither
+    restricts. Computed on every request from the current contract, so narrowing a contract
+    narrows its keys as soon as the workers reload entitlements.
+    """
+    if key_tables is None:
+        return contract_tables
+    if contract_tables is None:
+        return key_tables
+    return key_tables & contract_tables

@@ -44,7 +44,7 @@ async def usage(request: Request[Any, Any, Any], state: State) -> Usage:
     ent = caller.entitlement
     month = billing_month(datetime.now(UTC))
     count = await api.meter.count(caller.partner_id, month) if api.meter is not None else None
-    scope = caller.key.tables if caller.key.tables is not None else ent.tables
+    scope = caller.tables
     # Entitlement may carry the franchise (contracts' business); read it only if it is there.
     franchise = getattr(ent, "franchise_accesses", None)
     return Usage(

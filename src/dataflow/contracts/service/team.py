@@ -8,9 +8,10 @@ from sqlalchemy import Connection, select, update
 
 from dataflow.contracts.errors import InvalidInput, KeyNotFound, MemberNotFound
 from dataflow.contracts.keys import hash_secret, new_key
-from dataflow.contracts.models import ApiKeyRecord, KeyCredential, Member
+from dataflow.contracts.models import ApiKeyRecord, Contract, KeyCredential, Member
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.repository import as_utc, decode_tables, encode_tables
+from dataflow.contracts.service.agreements import current_contract
 from dataflow.contracts.service.base import ServiceBase
 from dataflow.contracts.tables import api_keys, members
 
@@ -26,6 +27,33 @@ def _key_record(r: object) -> ApiKeyRecord:
         created_at=as_utc(m["created_at"]) or m["created_at"],
         revoked_at=as_utc(m["revoked_at"]),
         revoke_reason=m["revoke_reason"],
+    )
+
+
+def _scope_problem(tables: frozenset[str] | None, contract: Contract | None) -> str | None:
+    """Why a key cannot have ``tables`` under ``contract``; None when it can.
+
+    A key narrows its contract's tables, never widens them: the API reads the intersection
+    anyway, and a scope the contract does not cover is refused here so nobody believes it works.
+    """
+    if tables is None:
+        return None
+    if not tables:
+        return "an empty list gives the key no table; omit tables to follow the contract's"
+    if contract is None:
+        return (
+            "the partner has no contract yet, and a key's tables can only narrow a contract's; "
+            "create the key without tables (it follows the contract) or after the contract"
+        )
+    if contract.tables is None:
+        return None
+    outside = sorted(tables - contract.tables)
+    if not outside:
+        return None
+    allowed = ", ".join(sorted(contract.tables)) or "none"
+    return (
+        f"{', '.join(outside)} not covered by contract {contract.id} (its tables: {allowed}); "
+        "a key can only narrow its contract's tables"
     )
 
 
@@ -138,6 +166,9 @@ class TeamOps(ServiceBase):
             member_id = team[0].id
         if member_id not in {m.id for m in team}:
             raise MemberNotFound(member_id, partner_id)
+        problem = _scope_problem(tables, current_contract(Repo.contracts(conn, partner_id)))
+        if problem:
+            raise InvalidInput("tables", problem)
         key_id, secret, full = new_key()
         conn.execute(
             api_keys.insert().values(
@@ -201,6 +232,15 @@ class TeamOps(ServiceBase):
             old = self._key(conn, key_id)
             if old is None or old.revoked_at is not None:
                 raise KeyNotFound(key_id)
+            contract = current_contract(Repo.contracts(conn, old.partner_id))
+            problem = _scope_problem(old.tables, contract)
+            if problem:  # the contract was narrowed since: the old scope is no longer grantable
+                raise InvalidInput(
+                    "tables",
+                    f"key {key_id}'s scope: {problem}; create a new key for member "
+                    f"{old.member_id} with tables the contract covers (`dataflow key create "
+                    f"{old.partner_id} --member {old.member_id} --tables …`), then revoke this one",
+                )
             new = self._create_key(conn, old.partner_id, old.member_id, old.tables, actor, now)
             self._revoke(conn, key_id, "rotated", actor, now)
             return new
