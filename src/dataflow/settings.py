@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["MeterKind", "Settings", "SettingsError"]
+__all__ = ["METER_OFF_WARNING", "MeterKind", "Settings", "SettingsError"]
 
 
 class SettingsError(ValueError):
@@ -16,9 +16,16 @@ class SettingsError(ValueError):
 
 
 class MeterKind(StrEnum):
-    OFF = "off"
+    OFF = "off"  # benchmarks only: nothing is counted, everything else is still checked
     EMBEDDED = "embedded"
     REDIS = "redis"
+
+
+METER_OFF_WARNING = (
+    "DATAFLOW_METER=off: data accesses are NOT COUNTED — nothing is billed, no access records, "
+    "no monthly caps and no rate limits (they are counters); keys, status, authorization "
+    "windows and table scopes are still checked. For benchmarks only."
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

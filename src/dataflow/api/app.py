@@ -27,7 +27,7 @@ from dataflow.invoices.reference import ReferenceData, load_reference
 from dataflow.metering.factory import make_meter
 from dataflow.metering.protocol import Meter
 from dataflow.metering.settlement import PeriodicSettler
-from dataflow.settings import Settings
+from dataflow.settings import METER_OFF_WARNING, Settings
 
 __all__ = ["create_app", "create_app_from_env", "resolve_release"]
 
@@ -54,6 +54,8 @@ def create_app(
 ) -> Litestar:
     contracts = contracts or ContractsService(make_engine(settings.database_url))
     meter = meter if meter is not None else make_meter(settings)
+    if meter is None:
+        logging.getLogger("dataflow.api").warning(METER_OFF_WARNING)
     reference = _reference(settings)
     release = load_release(resolve_release(settings), reference)
     metrics = Metrics()
@@ -106,18 +108,23 @@ def create_app(
     return app
 
 
-def _access_log_to_stderr() -> None:
-    """One JSON line per request on stderr (the server's log stream), nothing else added."""
-    log = logging.getLogger("dataflow.access")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+def _logs_to_stderr() -> None:
+    """The server's log stream (stderr): one JSON line per request, nothing else added; the
+    app's own warnings (``dataflow.api``: meter off, reference data missing) with level and name."""
+    for name, fmt, level in (
+        ("dataflow.access", "%(message)s", logging.INFO),
+        ("dataflow.api", "%(levelname)s %(name)s: %(message)s", logging.WARNING),
+    ):
+        log = logging.getLogger(name)
+        if not log.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter(fmt))
+            log.addHandler(handler)
+            log.setLevel(level)
+            log.propagate = False
 
 
 def create_app_from_env() -> Litestar:
     """Factory for the ASGI server: one settings object per worker, from the environment."""
-    _access_log_to_stderr()
+    _logs_to_stderr()
     return create_app(Settings.from_env())

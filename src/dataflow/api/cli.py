@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dataflow.api.metrics import use_multiprocess_dir
-from dataflow.settings import MeterKind, Settings
+from dataflow.settings import METER_OFF_WARNING, MeterKind, Settings
 
 __all__ = ["serve"]
 
@@ -53,6 +53,8 @@ def serve(
         f"({workers} worker(s), meter={settings.meter})",
         err=True,
     )
+    if settings.meter is MeterKind.OFF:
+        typer.secho(f"WARNING: {METER_OFF_WARNING}", err=True, fg="red", bold=True)
     Granian(
         target="dataflow.api.app:create_app_from_env",
         factory=True,

@@ -1,4 +1,9 @@
-"""Count a data access before serving it, and turn a refusal into the right problem."""
+"""Check and count a data access before serving it, and turn a refusal into the right problem.
+
+The checks that need no counter (status, authorization window, the key's tables within the
+contract's) run here, in the API, whatever the meter: ``DATAFLOW_METER=off`` switches off the
+count (and with it the cap and the rate limits, which are counters), never authorization.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,18 @@ import msgspec
 from dataflow.api.auth import Caller
 from dataflow.api.errors import Problem
 from dataflow.metering.errors import MeterUnavailable
-from dataflow.metering.models import SAO_PAULO, Access, Grant, Outcome, Refusal, access_for
+from dataflow.metering.models import (
+    SAO_PAULO,
+    Access,
+    Grant,
+    Outcome,
+    Refusal,
+    access_for,
+    entitlement_refusal,
+)
 from dataflow.metering.protocol import Meter
 
-__all__ = ["count_access", "finish_access"]
+__all__ = ["authorize", "count_access", "finish_access"]
 
 _FORBIDDEN = {
     Refusal.SUSPENDED: (
@@ -106,13 +119,35 @@ def _unavailable(error: MeterUnavailable) -> Problem:
     )
 
 
+def _check(caller: Caller, access: Access, table: str | None, now: datetime) -> None:
+    refusal = entitlement_refusal(access)
+    if refusal is None and table is not None and not caller.may_read(table):
+        refusal = Refusal.TABLE_NOT_ENTITLED
+    if refusal is not None:
+        raise _refused(Grant(allowed=False, count=0, cap=access.cap, refusal=refusal), now)
+
+
+def authorize(caller: Caller, table: str | None = None) -> None:
+    """Every check but the count — status, authorization window and, given a table, the key's
+    scope within the contract — raising the 403 problem. The catalog's checks (unbilled)."""
+    now = datetime.now(UTC)
+    access = access_for(caller.entitlement, key_id=caller.key_id, table=table or "", at=now)
+    _check(caller, access, table, now)
+
+
 async def count_access(
-    meter: Meter, caller: Caller, table: str, release: str, *, outcome: Outcome | None = None
+    meter: Meter | None,
+    caller: Caller,
+    table: str,
+    release: str,
+    *,
+    outcome: Outcome | None = None,
 ) -> Access:
     """Check and count one access (before anything is served); raise the problem if refused.
 
     ``outcome``: what will be served, when the response is ready before it is counted; the
-    access record then says it, and there is nothing to finish afterwards."""
+    access record then says it, and there is nothing to finish afterwards. Without a meter
+    (``DATAFLOW_METER=off``, benchmarks) every check but the count still runs."""
     now = datetime.now(UTC)
     access = access_for(
         caller.entitlement,
@@ -123,11 +158,9 @@ async def count_access(
         release=release,
         outcome=outcome,
     )
-    scope = caller.key.tables if caller.key.tables is not None else caller.entitlement.tables
-    if scope is not None and table not in scope:
-        raise _refused(
-            Grant(allowed=False, count=0, cap=access.cap, refusal=Refusal.TABLE_NOT_ENTITLED), now
-        )
+    _check(caller, access, table, now)
+    if meter is None:
+        return access
     try:
         grant = await meter.acquire(access)
     except MeterUnavailable as e:
@@ -138,9 +171,11 @@ async def count_access(
 
 
 async def finish_access(
-    meter: Meter, access: Access, *, status: int, nbytes: int, latency_ms: float
+    meter: Meter | None, access: Access, *, status: int, nbytes: int, latency_ms: float
 ) -> None:
     """After the response: a 5xx gives its count back; anything else amends the record."""
+    if meter is None:
+        return
     if status >= 500:
         try:
             await meter.release(access)

@@ -124,8 +124,6 @@ async def _render_counted(
     started: float,
 ) -> Rendered:
     """Count, then render: no work is done for a request the meter would refuse."""
-    if api.meter is None:
-        return await api.runner.render(api.release, table, query, fmt)
     access = await count_access(api.meter, caller, table.id, api.release.version)
     try:
         out = await api.runner.render(api.release, table, query, fmt)
@@ -172,11 +170,10 @@ async def table_rows(
     out = api.runner.lookup(api.release, query, fmt)
     api.metrics.cache_lookup(hit=out is not None)
     if out is not None:
-        if api.meter is not None:
-            # A cached page costs nothing to look up: it is counted with what it serves, in one
-            # step, and only sent once counted (no completion to write afterwards).
-            served = Outcome(200, len(out.body), round((time.perf_counter() - started) * 1000, 3))
-            await count_access(api.meter, caller, table.id, api.release.version, outcome=served)
+        # A cached page costs nothing to look up: it is counted with what it serves, in one
+        # step, and only sent once counted (no completion to write afterwards).
+        served = Outcome(200, len(out.body), round((time.perf_counter() - started) * 1000, 3))
+        await count_access(api.meter, caller, table.id, api.release.version, outcome=served)
     else:
         out = await _render_counted(api, caller, table, query, fmt, started)
     api.metrics.access_served(table.id, fmt.value, out.rows)
