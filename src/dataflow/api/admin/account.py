@@ -1,14 +1,18 @@
 """``/v1/account``: a partner's own contract, team, sanctions and monitoring report (Art. 38–39).
 
 The partner is always the caller's (from its key): there is no partner id to ask for, so no way
-to read another partner's data.
+to read another partner's data. What it shows is an allow-list (``PartnerContract``,
+``PartnerSanction``), never the control plane's records as they are: partners see SEF/MG's
+decisions, not which staff member recorded them (``imposed_by`` and any actor stay internal, in
+the audit log and the admin API).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, get
@@ -21,7 +25,55 @@ from dataflow.api.state import ApiState
 from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
 from dataflow.contracts.service import current_contract
 
-__all__ = ["account_router"]
+__all__ = ["PartnerContract", "PartnerSanction", "account_router"]
+
+
+class PartnerSanction(msgspec.Struct, frozen=True, kw_only=True):
+    """A sanction as its partner sees it (Art. 45): the decision and its dates, not its author."""
+
+    id: int
+    kind: str
+    reason: str
+    imposed_at: datetime
+    starts_at: datetime
+    until: datetime | None
+    amount_ufemg: str | None
+    lifted_at: datetime | None
+
+
+class PartnerContract(msgspec.Struct, frozen=True, kw_only=True):
+    """The contract in force as its partner sees it: terms, window, scope and dates."""
+
+    id: int
+    kind: str
+    state: str
+    modality: str
+    terms_toml: str | None = None
+    sla: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    monthly_cap: int | None = None
+    tables: list[str] | None = None
+    rate_per_second: int | None = None
+    rate_per_minute: int | None = None
+    secrecy_term_accepted: bool = False
+    requested_at: datetime | None = None
+    fee_paid_at: datetime | None = None
+    budget_due: date | None = None
+    budget_issued_at: datetime | None = None
+    budget_ufemg: str | None = None
+    accepted_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    successor_id: int | None = None
+
+
+V = TypeVar("V", PartnerContract, PartnerSanction)
+
+
+def _partner_view(record: msgspec.Struct | None, view: type[V]) -> V | None:
+    """Only the view's fields of ``record`` (anything added to the record stays internal)."""
+    return None if record is None else msgspec.convert(msgspec.to_builtins(record), view)
 
 
 @get(
@@ -44,10 +96,12 @@ async def account(request: Request[Any, Any, Any], state: State) -> Response[byt
         return {
             "partner": {"id": partner.id, "name": partner.name, "cnpj": partner.cnpj},
             "entitlement": caller.entitlement,
-            "contract": current_contract(api.contracts.contracts(pid)),
+            "contract": _partner_view(
+                current_contract(api.contracts.contracts(pid)), PartnerContract
+            ),
             "team": [{"id": m.id, "name": m.name} for m in api.contracts.members(pid)],
             "key": {"key_id": caller.key_id, "member_id": caller.key.member_id},
-            "sanctions": api.contracts.sanctions(pid),
+            "sanctions": [_partner_view(s, PartnerSanction) for s in api.contracts.sanctions(pid)],
         }
 
     body = await asyncio.to_thread(load)
