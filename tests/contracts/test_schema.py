@@ -37,6 +37,17 @@ def test_audit_log_is_append_only_in_the_database(database_url: str) -> None:
     assert all(e.actor == "system" for e in service.audit())
 
 
+def test_audit_log_refuses_truncate_even_to_its_owner(postgres_url: str) -> None:
+    """Row triggers never fire for TRUNCATE (PostgreSQL): a statement trigger refuses it, and
+    binds the table's owner too. SQLite has no TRUNCATE (the DELETE trigger covers it)."""
+    service = ContractsService(make_engine(postgres_url))
+    service.create_partner("Acme", Plan.SANDBOX)
+    before = service.audit()
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), service.engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE audit_log"))
+    assert service.audit() == before and before
+
+
 def test_concurrent_start_ups_migrate_once(database_url: str) -> None:
     """Server workers start together: one migrates, the others wait and find it at head."""
     engines = [make_engine(database_url) for _ in range(4)]
