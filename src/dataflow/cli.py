@@ -18,6 +18,7 @@ from dataflow.contracts.cli import (
     sanction_app,
     staff_app,
 )
+from dataflow.contracts.errors import SchemaNotMigrated
 from dataflow.invoices.cli import data_app
 from dataflow.metering.cli import usage_app
 from dataflow.settings import Settings, SettingsError
@@ -63,4 +64,8 @@ def _root(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SchemaNotMigrated as e:  # an operator's set-up step, not a bug: no traceback
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(1) from None

@@ -37,6 +37,9 @@ class Settings:
     redis_url: str | None
     meter: MeterKind
     release_dir: Path | None = None
+    # Schema changes (Alembic, the scheduler's job table) connect with this URL when set: the
+    # schema owner, so the app's own role needs no ownership (README, "Security").
+    migration_database_url: str | None = None
     redis_prefix: str = "df"
     billing_grace_days: int = 5  # days after a month before its drafts are issued automatically
     meter_timeout: float = 2.0  # seconds before a data request gets 503 instead of waiting
@@ -60,6 +63,11 @@ class Settings:
     @property
     def tables_dir(self) -> Path:
         return self.repo_root / "tables"
+
+    @property
+    def owner_database_url(self) -> str:
+        """The URL schema changes run with: the migration URL, else the app's own."""
+        return self.migration_database_url or self.database_url
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -100,6 +108,7 @@ class Settings:
             redis_url=redis_url,
             meter=meter,
             release_dir=Path(release).resolve() if release else None,
+            migration_database_url=env.get("DATAFLOW_MIGRATION_DATABASE_URL") or None,
             redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
             billing_grace_days=_int(env, "DATAFLOW_BILLING_GRACE_DAYS", 5),
             meter_timeout=_float(env, "DATAFLOW_METER_TIMEOUT", 2.0),

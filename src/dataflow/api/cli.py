@@ -43,6 +43,12 @@ def serve(
     metrics_dir.mkdir(parents=True)
     use_multiprocess_dir(metrics_dir)
 
+    if settings.migration_database_url:  # workers connect as the app's role: it may not migrate
+        from dataflow.contracts.repository import make_engine
+        from dataflow.contracts.schema import ensure_schema
+
+        ensure_schema(make_engine(settings.migration_database_url))
+
     from dataflow.api.app import resolve_release
 
     path = (release or resolve_release(settings)).resolve()

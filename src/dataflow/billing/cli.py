@@ -350,9 +350,11 @@ def billing_budget(
 @billing_app.command("scheduler")
 def billing_scheduler(ctx: typer.Context) -> None:
     """Run the monthly job (day 1, 06:00 America/Sao_Paulo) in the foreground until stopped."""
-    from dataflow.billing.jobs import make_scheduler, schedule_monthly
+    from dataflow.billing.jobs import create_job_table, make_scheduler, schedule_monthly
 
     settings: Settings = ctx.obj
+    if settings.migration_database_url:  # the app's role may not create the job table
+        create_job_table(make_engine(settings.migration_database_url))
     engine = make_engine(settings.database_url)
     scheduler = make_scheduler(engine, blocking=True)
     schedule_monthly(

@@ -27,6 +27,7 @@ __all__ = [
     "JOBS_TABLE",
     "JOB_ID",
     "MISFIRE_GRACE_SECONDS",
+    "create_job_table",
     "make_scheduler",
     "monthly_billing",
     "previous_month",
@@ -66,6 +67,13 @@ def monthly_billing(
         return {"month": summary.month, "created": summary.created, "issued": len(issued)}
     finally:
         engine.dispose()
+
+
+def create_job_table(owner_engine: Engine) -> None:
+    """APScheduler's job table (it is APScheduler's, not a revision), made by the schema owner:
+    the app's least-privilege role may not create tables (README, "Security")."""
+    store = SQLAlchemyJobStore(engine=owner_engine, tablename=JOBS_TABLE)
+    store.jobs_t.create(owner_engine, checkfirst=True)
 
 
 def make_scheduler(engine: Engine, *, blocking: bool = False) -> BaseScheduler:

@@ -553,12 +553,39 @@ db_app = typer.Typer(help="The control-plane database schema (Alembic).", no_arg
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
-    """Bring the database to the newest revision (every command does this on start-up)."""
+    """Bring the database to the newest revision (every command does this on start-up), as
+    DATAFLOW_MIGRATION_DATABASE_URL (the schema owner) when it is set."""
     from dataflow.contracts.schema import ensure_schema
 
     settings: Settings = ctx.obj
-    ensure_schema(make_engine(settings.database_url))
+    ensure_schema(make_engine(settings.owner_database_url))
     typer.echo("database at head")
+
+
+@db_app.command("grant-app-role")
+def db_grant_app_role(
+    ctx: typer.Context,
+    role: str,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the statements, run nothing.")] = False,
+) -> None:
+    """Make ROLE the app's least-privilege PostgreSQL role: no ownership, and on audit_log only
+    SELECT and INSERT. Runs as DATAFLOW_MIGRATION_DATABASE_URL (the schema owner) when set; rerun
+    after each `db upgrade`. The app then connects as ROLE (DATAFLOW_DATABASE_URL)."""
+    from dataflow.contracts.privileges import app_role_grants, grant_app_role
+    from dataflow.contracts.schema import ensure_schema
+
+    settings: Settings = ctx.obj
+    engine = make_engine(settings.owner_database_url)
+    with _errors():
+        ensure_schema(engine)
+        if sql:
+            with engine.connect() as conn:
+                statements = app_role_grants(conn, role)
+        else:
+            statements = grant_app_role(engine, role)
+    typer.echo("\n".join(f"{s};" for s in statements))
+    if not sql:
+        typer.echo(f"granted: {role} is the app's role (no UPDATE/DELETE/TRUNCATE on audit_log)")
 
 
 @db_app.command("check")
@@ -567,7 +594,7 @@ def db_check(ctx: typer.Context) -> None:
     from dataflow.contracts.schema import ensure_schema, schema_diff
 
     settings: Settings = ctx.obj
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.owner_database_url)
     ensure_schema(engine)
     diff = schema_diff(engine)
     for change in diff:
@@ -588,7 +615,7 @@ def db_revision(
     from dataflow.contracts.schema import alembic_config, ensure_schema
 
     settings: Settings = ctx.obj
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.owner_database_url)
     ensure_schema(engine)
     with engine.begin() as conn:
         cfg = alembic_config()

@@ -13,6 +13,7 @@ __all__ = [
     "NotPermitted",
     "PartnerNotFound",
     "SanctionNotFound",
+    "SchemaNotMigrated",
 ]
 
 
@@ -97,3 +98,9 @@ class ContractInvalid(ContractsError):
         super().__init__(f"contract {source}: {problem}")
         self.source = source
         self.problem = problem
+
+
+class SchemaNotMigrated(RuntimeError):
+    """The database is not where the code needs it: tables defined in code that no migration
+    creates, or a schema behind the code that the connected role may not migrate. An operator's
+    step, not a control-plane refusal (so not a ``ContractsError``)."""

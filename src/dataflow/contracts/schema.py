@@ -19,6 +19,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from dataflow.contracts.errors import SchemaNotMigrated
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -31,6 +34,9 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 5750_2024  # any constant: one migration at a time per database
+# PostgreSQL's SQLSTATEs for "permission denied" and "no schema has been selected to create in"
+# (a role without USAGE on the schema in its search_path sees none)
+_CANNOT_MIGRATE = {"42501", "3F000"}
 
 # Packages whose ``tables.py`` adds tables to the shared metadata; missing ones are skipped so a
 # package can land its tables before (or without) the others.
@@ -89,21 +95,35 @@ def ensure_schema(engine: Engine) -> None:
     others wait (PostgreSQL advisory lock, SQLite lock file), then find the database at head.
     """
     head = _head()
-    with engine.connect() as conn:
-        at_head = MigrationContext.configure(conn).get_current_revision() == head
-    if not at_head:
-        with _file_lock(engine), engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-            if MigrationContext.configure(conn).get_current_revision() != head:
-                cfg = alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+    with _owner_needed(engine, head):
+        with engine.connect() as conn:
+            at_head = MigrationContext.configure(conn).get_current_revision() == head
+        if not at_head:
+            with _file_lock(engine), engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                if MigrationContext.configure(conn).get_current_revision() != head:
+                    cfg = alembic_config()
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
     _check_every_table_migrated(engine)
 
 
-class SchemaNotMigrated(RuntimeError):
-    """Tables defined in code that no migration creates."""
+@contextmanager
+def _owner_needed(engine: Engine, head: str | None) -> Iterator[None]:
+    """A role without the schema's ownership (the least-privilege app role) cannot migrate:
+    say so, and how to, instead of PostgreSQL's bare "permission denied"."""
+    try:
+        yield
+    except DBAPIError as e:
+        if getattr(e.orig, "sqlstate", None) not in _CANNOT_MIGRATE:
+            raise
+        raise SchemaNotMigrated(
+            f"the database is not at revision {head}, and user {engine.url.username!r} may not "
+            f"change its schema ({str(e.orig).splitlines()[0]}); run `dataflow db upgrade` with "
+            "DATAFLOW_MIGRATION_DATABASE_URL set to the schema owner's URL, then "
+            "`dataflow db grant-app-role ROLE` (README, Security)"
+        ) from e
 
 
 def _check_every_table_migrated(engine: Engine) -> None:
