@@ -147,34 +147,57 @@ CASES = [
         ["consumption_band", "minimum_floor", "support"],
     ),
     # first month from 2026-03-17 (15 of 31 days): franchise 200,000 × 15/31 = 96,774.19 → 96,774;
-    # 50,000 × 0.02 = 1,000 + true-up 46,774 × 0.02 = 935.48 → 1,935.48; floor 3,000 × 15/31 =
-    # 1,451.6129 does not bind; + 300 = 2,235.48
+    # 50,000 × 0.02 = 1,000 + true-up 46,774 × 0.02 = 935.48 → 1,935.48; the floor is not
+    # prorated (Art. 10 II): 3,000 − 1,935.48 = 1,064.52 added → 3,000; + 300 = 3,300
     Case(
         "partial-first-month",
         terms(start=date(2026, 3, 17)),
         50_000,
-        "2235.48",
-        ["usage", "franchise_true_up", "support"],
+        "3300",
+        ["usage", "franchise_true_up", "minimum_floor", "support"],
+    ),
+    # the same with unused franchise above the floor: 250,000 used ≥ the prorated franchise 96,774;
+    # 250,000 × 0.02 = 5,000 ≥ 3,000; + 300 = 5,300
+    Case(
+        "partial-first-month-above-floor",
+        terms(start=date(2026, 3, 17)),
+        250_000,
+        "5300",
+        ["usage", "support"],
     ),
     # same start, unit 0.01, franchise 100,000 → 48,387 (48,387.10); 10,000 × 0.01 = 100 +
-    # 38,387 × 0.01 = 383.87 → 483.87 < floor 1,451.6129 → +967.7429; + 300 = 1,751.6129
+    # 38,387 × 0.01 = 383.87 → 483.87 < floor 3,000 (whole) → +2,516.13; + 300 = 3,300
     Case(
         "partial-month-floor",
         terms(
             start=date(2026, 3, 17), unit_price_ufemg=Decimal("0.01"), franchise_accesses=100_000
         ),
         10_000,
+        "3300",
+        ["usage", "franchise_true_up", "minimum_floor", "support"],
+    ),
+    # the contract opts in to a prorated floor (a CGMD deliberation, prorate_floor = true):
+    # floor 3,000 × 15/31 = 1,451.6129; 483.87 → +967.7429 → 1,451.6129; + 300 = 1,751.6129
+    Case(
+        "partial-month-floor-prorated",
+        terms(
+            start=date(2026, 3, 17),
+            unit_price_ufemg=Decimal("0.01"),
+            franchise_accesses=100_000,
+            prorate_floor=True,
+        ),
+        10_000,
         "1751.6129",
         ["usage", "franchise_true_up", "minimum_floor", "support"],
     ),
     # last month, ends 2026-04-10 (10 of 30 days): franchise 66,666.67 → 66,667; 80,000 used ×
-    # 0.02 = 1,600 > floor 1,000; + 300 = 1,900
+    # 0.02 = 1,600 < floor 3,000 (whole) → +1,400; + 300 = 3,300
     Case(
         "partial-last-month",
         terms(end=date(2026, 4, 10)),
         80_000,
-        "1900",
-        ["usage", "support"],
+        "3300",
+        ["usage", "minimum_floor", "support"],
         month="2026-04",
     ),
     # the contract says no proration: 2026-03-17 start still bills 4,000 + 300 = 4,300
@@ -185,13 +208,13 @@ CASES = [
         "4300",
         ["usage", "franchise_true_up", "support"],
     ),
-    # support prorated too: 1,935.48 + 300 × 15/31 = 145.1613 → 2,080.6413
+    # support prorated too: 1,935.48 → floor 3,000; + 300 × 15/31 = 145.1613 → 3,145.1613
     Case(
         "prorated-support",
         terms(start=date(2026, 3, 17), prorate_support=True),
         50_000,
-        "2080.6413",
-        ["usage", "franchise_true_up", "support"],
+        "3145.1613",
+        ["usage", "franchise_true_up", "minimum_floor", "support"],
     ),
     # anniversary 2026-03-01, +10%: unit 0.022, support 330; 250,000 × 0.022 = 5,500 + 330 = 5,830
     Case(
@@ -259,13 +282,22 @@ CASES = [
         ["sandbox_usage", "sandbox_window"],
     ),
     # migration on 2026-03-17: 16 sandbox days, 15 paid; 62,000 × 15/31 = 30,000 paid, 32,000
-    # sandbox; paid part as partial-first-month: 96,774 × 0.02 = 1,935.48 + 300 = 2,235.48
+    # sandbox; paid part as partial-first-month: 96,774 × 0.02 = 1,935.48 → the whole floor
+    # 3,000 (paid supply started: Art. 10 II, no proration) + 300 = 3,300
     Case(
         "migration-month",
         terms(start=date(2026, 3, 17), sandbox_from=date(2025, 10, 1), sandbox_cap=50_000),
         62_000,
-        "2235.48",
-        ["sandbox_usage", "sandbox_window", "migration", "usage", "franchise_true_up", "support"],
+        "3300",
+        [
+            "sandbox_usage",
+            "sandbox_window",
+            "migration",
+            "usage",
+            "franchise_true_up",
+            "minimum_floor",
+            "support",
+        ],
     ),
     # fixed fine (Art. 45 III): 4,300 + 500 = 4,800
     Case(
@@ -449,6 +481,23 @@ def test_partial_and_migration_months_never_decrease(
     inv_hi = compute_invoice(t, accesses=hi, month="2026-03", ufemg=REF.ufemg)
     assert inv_lo.total_ufemg <= inv_hi.total_ufemg
     days = ((end or date(2026, 3, 31)) - start).days + 1
-    # the prorated floor: 3,000 × days/31, plus the full support fee
-    floor = (Decimal(3000) * days / 31).quantize(Decimal("0.0001"))
-    assert inv_lo.total_ufemg >= floor + Decimal(300) - Decimal("0.0001")
+    assert days >= 1
+    # Art. 10 II: the paid part owes the whole floor however few its days, plus the support fee
+    assert inv_lo.total_ufemg >= Decimal(3000) + Decimal(300)
+
+
+def test_floor_proration_is_a_named_opt_in() -> None:
+    """Art. 10 II: the floor line of a partial month says it was not prorated, or why it was."""
+    whole = compute_invoice(
+        terms(start=date(2026, 3, 17)), accesses=10, month="2026-03", ufemg=REF.ufemg
+    )
+    [floor] = [x for x in whole.lines if x.code == "minimum_floor"]
+    assert "not prorated for 15/31 days" in floor.description
+    opted = compute_invoice(
+        terms(start=date(2026, 3, 17), prorate_floor=True),
+        accesses=10,
+        month="2026-03",
+        ufemg=REF.ufemg,
+    )
+    [floor] = [x for x in opted.lines if x.code == "minimum_floor"]
+    assert "CGMD deliberation" in floor.description and "prorate_floor" in floor.description

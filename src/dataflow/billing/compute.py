@@ -206,12 +206,17 @@ def _paid_lines(
     rate: Decimal,
 ) -> tuple[list[InvoiceLine], Ufemg]:
     """Consumption, floor and support lines of the paid part; returns them and their value."""
-    partial = terms.prorate and days < month_days
+    short_month = days < month_days
+    partial = terms.prorate and short_month
     frac = f"{days}/{month_days} days"
     franchise = s.franchise_accesses
     floor = Ufemg(MONTHLY_FLOOR_UFEMG)
     if partial:
         franchise = int(round_half_up(Decimal(franchise) * days / month_days, 0))
+    # Art. 10 II has no proration: a partial month owes the whole floor unless the contract
+    # records a CGMD deliberation that prorates it (prorate_floor).
+    floor_prorated = terms.prorate_floor and short_month
+    if floor_prorated:
         floor = Ufemg(MONTHLY_FLOOR_UFEMG * days / month_days)
     lines: list[InvoiceLine] = []
     consumption = Ufemg.zero()
@@ -221,12 +226,17 @@ def _paid_lines(
         lines.append(_line(code, desc, amount, rate, quantity=qty, unit=unit))
         consumption = consumption + amount
     if consumption < floor:
-        prorated = f", prorated {frac} = {floor}" if partial else ""
+        if floor_prorated:
+            how = f", prorated {frac} by CGMD deliberation (contract: prorate_floor) = {floor}"
+        elif short_month:
+            how = f", not prorated for {frac}"
+        else:
+            how = ""
         lines.append(
             _line(
                 "minimum_floor",
                 f"Minimum monthly consumption of {MONTHLY_FLOOR_UFEMG} UFEMG (Art. 10 II)"
-                f"{prorated}: consumption {consumption} → {floor - consumption} UFEMG added",
+                f"{how}: consumption {consumption} → {floor - consumption} UFEMG added",
                 floor - consumption,
                 rate,
             )

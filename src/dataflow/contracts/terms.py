@@ -81,9 +81,12 @@ class ContractTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     development_first_month: str | None = None  # YYYY-MM; the month of `start` when absent
     readjustment: Readjustment | None = None
     amendments: list[Amendment] = []
-    # partial first/last months: franchise and floor by days (support too if prorate_support)
+    # partial first/last months: the franchise by days (support too if prorate_support). The
+    # 3,000-UFEMG floor is not prorated (Art. 10 II has no proration) unless the contract opts in
+    # with prorate_floor, a CGMD deliberation the invoice line names.
     prorate: bool = True
     prorate_support: bool = False
+    prorate_floor: bool = False
     # sandbox → paid migration: the sandbox authorization began here and ended the day before
     # `start`; its cap applies to that part of the migration month
     sandbox_from: date | None = None
