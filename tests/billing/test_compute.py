@@ -494,7 +494,7 @@ def test_floor_proration_is_a_named_opt_in() -> None:
     [floor] = [x for x in whole.lines if x.code == "minimum_floor"]
     assert "not prorated for 15/31 days" in floor.description
     opted = compute_invoice(
-        terms(start=date(2026, 3, 17), prorate_floor=True),
+        terms(start=date(2026, 3, 17), franchise_accesses=10, prorate_floor=True),
         accesses=10,
         month="2026-03",
         ufemg=REF.ufemg,
