@@ -55,6 +55,7 @@ def test_finance_story(tmp_path: Path) -> None:
     code, out, err = _run(tmp_path, "billing", "run", "--month", "2026-03")
     assert code == 0, err
     assert json.loads(out)["created"] == 1 and "billed 2026-03" in err
+    assert "datasets/dae.toml: revenue_code" in json.loads(out)["example_values"]
     [draft] = json.loads(_run(tmp_path, "billing", "invoices", "--status", "draft")[1])
     assert draft["total_ufemg"] == "4400.0000"  # 4,000 franchise + 300 support + 100 fine
     code, out, _ = _run(tmp_path, "billing", "issue", str(draft["id"]))
@@ -63,12 +64,30 @@ def test_finance_story(tmp_path: Path) -> None:
     assert issued["number"].endswith("/000001")
     code, _, err = _run(tmp_path, "billing", "issue", str(draft["id"]))
     assert code == 1 and "only drafts" in err
-    code, out, _ = _run(
+    # datasets/dae.toml holds example codes: no statement without saying so explicitly
+    code, out, err = _run(
         tmp_path, "billing", "statement", str(draft["id"]), "--out", str(tmp_path / "dae")
     )
-    assert code == 0
+    assert code == 1 and "EXAMPLE codes" in err and "--allow-example-codes" in err
+    assert not (tmp_path / "dae").exists()
+    code, out, err = _run(
+        tmp_path,
+        "billing",
+        "statement",
+        str(draft["id"]),
+        "--out",
+        str(tmp_path / "dae"),
+        "--allow-example-codes",
+    )
+    assert code == 0 and "EXAMPLE" in err
+    assert json.loads(out)["example_values"] == [
+        "datasets/dae.toml: revenue_code",
+        "datasets/dae.toml: barcode_agency_code",
+    ]
     pdfs = list((tmp_path / "dae").glob("*.pdf"))
     assert len(pdfs) == 1 and pdfs[0].read_bytes()[:4] == b"%PDF"
+    [csv_file] = (tmp_path / "dae").glob("*.csv")
+    assert "datasets/dae.toml: revenue_code" in csv_file.read_text()
     code, out, _ = _run(
         tmp_path,
         "billing",
@@ -131,6 +150,7 @@ def test_budget_and_analysis_fee(tmp_path: Path) -> None:
     assert result["budget"]["present_by"] == "2026-05-31"  # 30 days (Art. 12 sole paragraph)
     assert result["invoice"]["status"] == "issued"
     assert result["invoice"]["total_ufemg"] == "3611.0000"
+    assert "datasets/cost_items.csv: Art. 6 unit values" in result["example_values"]
     code, out, _ = _run(
         tmp_path, "billing", "analysis-fee", "--payer", "Gamma SA", "--on", "2026-02-02"
     )
@@ -138,3 +158,4 @@ def test_budget_and_analysis_fee(tmp_path: Path) -> None:
     fee = json.loads(out)
     assert fee["total_ufemg"] == "50.0000" and fee["invoice_kind"] == "analysis_fee"
     assert fee["total_brl"] == "289.50"  # 50 × 5.7899 = 289.495 → half up
+    assert "datasets/dae.toml: barcode_agency_code" in fee["example_values"]

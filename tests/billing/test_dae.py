@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import io
+import zlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from dataflow.billing.barcode import barcode_is_valid
@@ -83,3 +87,29 @@ def test_draft_has_no_statement() -> None:
     terms = ContractTerms.from_file(REPO / "examples" / "contract-continuous.toml")
     with pytest.raises(InvoiceStateError):
         _stored(terms, 1, status="draft")
+
+
+def _pdf_text(path: Path) -> bytes:
+    """The content streams, decoded (reportlab writes them ASCII85 + Flate)."""
+    out = b""
+    for chunk in path.read_bytes().split(b"stream")[1::2]:
+        body = chunk.strip().removesuffix(b"end").strip()
+        with contextlib.suppress(ValueError, zlib.error):
+            out += zlib.decompress(base64.a85decode(body.removesuffix(b"~>")))
+    return out
+
+
+def test_example_codes_travel_with_every_output(tmp_path: Path) -> None:
+    """datasets/dae.toml holds example codes: the CSV rows and the bank slip say so."""
+    assert REF.dae.example
+    terms = ContractTerms.from_file(REPO / "examples" / "contract-continuous.toml")
+    s = _stored(terms, 150_000)
+    rows = list(csv.DictReader(io.StringIO(statement_csv([s]))))
+    assert rows and all("revenue_code" in r["example_values"] for r in rows)
+    assert all("barcode_agency_code" in r["example_values"] for r in rows)
+    text = _pdf_text(write_statement_pdf(s, tmp_path / "dae.pdf"))
+    # the header's mark, and the bank slip's own (the part a bank would read)
+    assert text.count(b"MODELO") == 2 and b"receita e \\363rg\\343o de exemplo" in text
+    real = msgspec.structs.replace(REF.dae, example=False)
+    real_rows = list(csv.DictReader(io.StringIO(statement_csv([Statement(s.inv, s.lines, real)]))))
+    assert {r["example_values"] for r in real_rows} == {""}

@@ -14,7 +14,7 @@ import typer
 
 from dataflow.billing.budget import analysis_fee_lines, compute_budget, load_budget_items
 from dataflow.billing.errors import BillingError
-from dataflow.billing.reference import BillingReference
+from dataflow.billing.reference import EXAMPLE_WARNING, BillingReference
 from dataflow.billing.schedule import schedules
 from dataflow.billing.service import BillingService, compute_invoice
 from dataflow.billing.ufemg import UfemgTable
@@ -60,6 +60,13 @@ def _fail(e: Exception) -> typer.Exit:
 
 def _to_json(obj: object) -> object:
     return msgspec.to_builtins(obj)
+
+
+def _marked(ref: BillingReference, out: dict[str, object], *, cost_items: bool = False) -> None:
+    """Add which reference values were examples to a JSON output, and say so on stderr."""
+    out["example_values"] = found = ref.example_values(cost_items=cost_items)
+    if found:
+        err.print(f"[red]warning:[/] {EXAMPLE_WARNING}: {', '.join(found)}")
 
 
 @billing_app.command("preview")
@@ -134,6 +141,8 @@ def billing_run(
     )
     for pid, why in summary.skipped:
         err.print(f"[yellow]skipped partner {pid}:[/] {why}")
+    if summary.example_values:
+        err.print(f"[red]warning:[/] {EXAMPLE_WARNING}: {', '.join(summary.example_values)}")
     print_json(_to_json(summary))
 
 
@@ -260,11 +269,24 @@ def billing_statement(
     invoice: Annotated[list[int] | None, typer.Argument(help="Invoice ids.")] = None,
     month: Annotated[str | None, typer.Option(help="Every issued invoice of a month.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("statements"),
+    allow_example_codes: Annotated[
+        bool,
+        typer.Option(help="Write statements although datasets/dae.toml holds example codes."),
+    ] = False,
 ) -> None:
     """Write DAE statements: one PDF per invoice and one CSV for the finance systems."""
     from dataflow.billing.dae import Statement, statement_csv, write_statement_pdf  # reportlab
 
     service = _service(ctx)
+    examples = service.ref.example_values()
+    if examples and not allow_example_codes:
+        raise _fail(
+            ValueError(
+                f"datasets/dae.toml holds EXAMPLE codes ({', '.join(examples)}): a DAE made with "
+                "them cannot be paid. Put SEF/MG's revenue code and barcode agency code there "
+                "(and set example = false), or pass --allow-example-codes for a marked specimen"
+            )
+        )
     lc = service.lifecycle
     ids = list(invoice or [])
     if month:
@@ -284,9 +306,12 @@ def billing_statement(
     csv_path = out / (f"dae-{month}.csv" if month else f"dae-{ids[0]}.csv")
     csv_path.write_text(statement_csv(statements), encoding="utf-8")
     err.print(f"[green]{len(statements)} DAE statements[/] in {out} (CSV {csv_path.name})")
-    print_json(
-        {"pdf": [f"dae-{s.inv.dae_reference}.pdf" for s in statements], "csv": csv_path.name}
-    )
+    result: dict[str, object] = {
+        "pdf": [f"dae-{s.inv.dae_reference}.pdf" for s in statements],
+        "csv": csv_path.name,
+    }
+    _marked(service.ref, result)
+    print_json(result)
 
 
 @billing_app.command("analysis-fee")
@@ -306,7 +331,9 @@ def billing_analysis_fee(
         )
     except BillingError as e:
         raise _fail(e) from None
-    print_json(_to_json(inv))
+    result = msgspec.to_builtins(inv)
+    _marked(service.ref, result)
+    print_json(result)
 
 
 @billing_app.command("budget")
@@ -344,6 +371,7 @@ def billing_budget(
             out["invoice"] = _to_json(inv)
     except (BillingError, KeyError) as e:
         raise _fail(e) from None
+    _marked(service.ref, out, cost_items=True)
     print_json(out)
 
 

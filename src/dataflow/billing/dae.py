@@ -44,6 +44,7 @@ CSV_FIELDS = [
     "total_ufemg",
     "total_brl",
     "barcode",
+    "example_values",
 ]
 
 
@@ -64,6 +65,7 @@ class Statement:
             due=inv.due_date,
             revenue_code=dae.revenue_code,
             reference=inv.dae_reference,
+            value_id=dae.value_identifier,
         )
         self.typeable = typeable_line(self.barcode)
 
@@ -134,6 +136,9 @@ def statement_csv(statements: list[Statement]) -> str:
                     "total_ufemg": i.total_ufemg,
                     "total_brl": i.total_brl,
                     "barcode": s.barcode if s.payable else "",
+                    # every row says which reference values were examples, so no row loaded
+                    # into a finance system alone can pass for a real DAE
+                    "example_values": "; ".join(s.dae.example_values()),
                 }
             )
     return buf.getvalue()
@@ -281,6 +286,15 @@ def write_statement_pdf(s: Statement, path: Path) -> Path:
     )
     bar.drawOn(c, left, y - 13 * mm)
     y -= 19 * mm
+    if s.dae.example:
+        c.saveState()
+        c.setFillColor(colors.red)
+        c.setFont("Helvetica-Bold", 10)
+        c.drawRightString(right, y + 14 * mm, "MODELO — NÃO PAGÁVEL")
+        c.setFont("Helvetica-Bold", 7)
+        c.drawRightString(right, y + 10 * mm, "receita e órgão de exemplo")
+        c.drawRightString(right, y + 7 * mm, "(datasets/dae.toml)")
+        c.restoreState()
     c.setFont("Helvetica", 7)
     c.drawString(
         left,
@@ -291,7 +305,9 @@ def write_statement_pdf(s: Statement, path: Path) -> Path:
     c.drawString(
         left,
         y - 4 * mm,
-        "Código de barras FEBRABAN de arrecadação (produto 8, segmento 5, valor efetivo, mód. 10).",
+        "Código de barras FEBRABAN de arrecadação (produto 8, segmento 5, valor efetivo, "
+        f"mód. {10 if s.dae.value_identifier == '6' else 11}; campo livre: receita, referência, "
+        "vencimento).",
     )
     c.showPage()
     c.save()

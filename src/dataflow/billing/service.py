@@ -58,6 +58,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     issued: int = 0
     skipped: list[tuple[int, str]] = []
     draft_total_ufemg: Decimal = Decimal(0)
+    # reference values that are examples (datasets/dae.toml): the drafts' DAEs will carry them
+    example_values: list[str] = []
 
 
 def _carried(row: Any, number: str | None) -> Carried:
@@ -115,7 +117,7 @@ class BillingService:
         chunk: int = 2000,
     ) -> RunSummary:
         now = now or datetime.now(UTC)
-        summary = RunSummary(month=month)
+        summary = RunSummary(month=month, example_values=self.ref.example_values())
         with self.engine.begin() as conn:
             summary.run_id = int(
                 conn.execute(

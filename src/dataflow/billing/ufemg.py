@@ -75,6 +75,10 @@ class CostItemValue:
     effective_from: date
     source: str
 
+    @property
+    def is_example(self) -> bool:
+        return "EXAMPLE" in self.source.upper()
+
 
 @dataclass(frozen=True, slots=True)
 class CostItemTable:
