@@ -81,10 +81,13 @@ def test_partner_create_flags_franchise_under_the_floor(tmp_path: Path) -> None:
         'kind = "continuous"\nstart = 2026-01-01\nunit_price_ufemg = "0.01"\n'
         'franchise_accesses = 100000\nsupport_ufemg = "300"\n'
     )
+    env = {"DATAFLOW_DATA_DIR": str(tmp_path)}
+    staff = CliRunner().invoke(app, ["staff", "create", "Fin", "--role", "finance"], env=env)
+    env["DATAFLOW_STAFF_TOKEN"] = staff.stdout.strip().splitlines()[-1]  # priced terms: finance
     result = CliRunner().invoke(
         app,
         ["partner", "create", "Low", "--plan", "continuous", "--contract", str(contract)],
-        env={"DATAFLOW_DATA_DIR": str(tmp_path)},
+        env=env,
     )
     assert result.exit_code == 0, result.output
     assert "under the 3000 UFEMG monthly minimum" in result.stderr

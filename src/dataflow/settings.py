@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,11 +42,15 @@ class Settings:
     migration_database_url: str | None = None
     redis_prefix: str = "df"
     billing_grace_days: int = 5  # days after a month before its drafts are issued automatically
+    # off (None) by default: invoices overdue more than N days propose an Art. 45 I warning
+    billing_overdue_warning_days: int | None = None
     meter_timeout: float = 2.0  # seconds before a data request gets 503 instead of waiting
     settle_interval: float = 5.0  # seconds between in-process settlements (0: off)
     api_cache_mb: int = 64  # per-worker response cache (0 turns it off)
     api_query_seconds: float = 10.0  # time limit of one rows query
     repo_root: Path = Path(__file__).resolve().parents[2]
+    # a staff credential (dfa_…) naming who runs the CLI and with which role; never printed
+    staff_token: str | None = field(default=None, repr=False)
 
     @property
     def store_dir(self) -> Path:
@@ -111,10 +115,16 @@ class Settings:
             migration_database_url=env.get("DATAFLOW_MIGRATION_DATABASE_URL") or None,
             redis_prefix=env.get("DATAFLOW_REDIS_PREFIX", "df"),
             billing_grace_days=_int(env, "DATAFLOW_BILLING_GRACE_DAYS", 5),
+            billing_overdue_warning_days=(
+                _int(env, "DATAFLOW_BILLING_OVERDUE_WARNING_DAYS", 0)
+                if env.get("DATAFLOW_BILLING_OVERDUE_WARNING_DAYS")
+                else None
+            ),
             meter_timeout=_float(env, "DATAFLOW_METER_TIMEOUT", 2.0),
             settle_interval=_float(env, "DATAFLOW_SETTLE_INTERVAL", 5.0),
             api_cache_mb=cache_mb,
             api_query_seconds=query_seconds,
+            staff_token=env.get("DATAFLOW_STAFF_TOKEN") or None,
         )
 
 

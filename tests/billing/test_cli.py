@@ -14,13 +14,47 @@ from dataflow.contracts.service import ContractsService
 from .conftest import REPO
 
 
-def _run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(
-        app,
-        list(args),
-        env={"DATAFLOW_DATA_DIR": str(tmp_path), "DATAFLOW_BILLING_GRACE_DAYS": "2"},
-    )
+def _run(tmp_path: Path, *args: str, as_operator: bool = False) -> tuple[int, str, str]:
+    """Run as finance (a staff token in DATAFLOW_STAFF_TOKEN), or as an operator without one."""
+    env = {"DATAFLOW_DATA_DIR": str(tmp_path), "DATAFLOW_BILLING_GRACE_DAYS": "2"}
+    token = tmp_path / "finance.token"
+    if not as_operator:
+        if not token.exists():
+            r = CliRunner().invoke(app, ["staff", "create", "Fin", "--role", "finance"], env=env)
+            token.write_text(r.stdout.strip().splitlines()[-1])
+        env["DATAFLOW_STAFF_TOKEN"] = token.read_text()
+    r = CliRunner().invoke(app, list(args), env=env)
     return r.exit_code, r.stdout, r.stderr
+
+
+def test_billing_is_finance_s_and_leaves_a_trace(tmp_path: Path) -> None:
+    """An operator (the CLI without a finance token) cannot bill; every finance action is
+    audited with its actor, in the same database as the change."""
+    code, out, _ = _run(
+        tmp_path,
+        "partner",
+        "create",
+        "Acme",
+        "--plan",
+        "continuous",
+        "--contract",
+        str(REPO / "examples" / "contract-continuous.toml"),
+        as_operator=True,
+    )
+    assert code == 1  # priced terms need finance
+    code, out, _ = _run(tmp_path, "partner", "create", "Acme", "--plan", "continuous")
+    pid = out.strip().splitlines()[-1]
+    for args in (
+        ["billing", "run", "--month", "2026-03"],
+        ["billing", "fine", pid, "--month", "2026-03", "--reason", "x", "--ufemg", "1"],
+        ["partner", "fine", pid, "--reason", "x", "--amount", "1"],
+        ["billing", "issue", "--due"],
+        ["billing", "analysis-fee", "--payer", "X"],
+    ):
+        code, _, err = _run(tmp_path, *args, as_operator=True)
+        assert code == 1 and "needs the finance role" in err, args
+    code, out, _ = _run(tmp_path, "audit", "list", "--entity", "billing_run")
+    assert out == ""  # nothing refused left a trace of a change
 
 
 def test_finance_story(tmp_path: Path) -> None:
@@ -106,7 +140,20 @@ def test_finance_story(tmp_path: Path) -> None:
     code, out, _ = _run(tmp_path, "billing", "runs")
     [run] = json.loads(out)
     assert run["month"] == "2026-03" and run["created"] == 1 and run["trigger"] == "cli"
-    assert run["finished_at"] is not None
+    assert run["finished_at"] is not None and run["actor"].startswith("staff:Fin(finance) via cli:")
+    # every billing action is in the audit log, under the finance colleague's name
+    code, out, _ = _run(tmp_path, "audit", "list", "--limit", "1000")
+    entries = [json.loads(line) for line in out.splitlines()]
+    actions = {e["action"] for e in entries if e["actor"].startswith("staff:Fin(finance)")}
+    assert {
+        "contract.create",
+        "sanction.fine",
+        "billing.run.start",
+        "billing.run.finish",
+        "invoice.issue",
+        "payment.record",
+        "invoice.paid",
+    } <= actions
 
 
 def test_check_contract_flags_low_franchise(tmp_path: Path) -> None:

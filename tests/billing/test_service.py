@@ -22,6 +22,7 @@ from dataflow.billing.service import BillingService
 from dataflow.billing.tables import billing_invoice_lines, billing_invoices, billing_sequences
 from dataflow.contracts.models import Plan
 from dataflow.contracts.schema import ensure_schema
+from dataflow.contracts.service import ContractsService
 
 from .conftest import REPO, add_partner, set_usage
 
@@ -50,15 +51,15 @@ def test_run_is_idempotent_and_drafts_follow_late_usage(
     late = add_partner(billing_engine, None, name="Sandy later", plan=Plan.SANDBOX, cap=1)
     set_usage(billing_engine, p, "2026-03", 150_000)
     set_usage(billing_engine, s, "2026-03", 10)
-    first = billing.run_month("2026-03")
+    first = billing.run_month("2026-03", now=ISSUE_TIME)
     assert (first.created, first.updated, first.outside) == (2, 0, 1)  # created after March
     assert late not in {i.partner_id for i in billing.lifecycle.list_invoices()}
     before = _snapshot(billing_engine)
-    again = billing.run_month("2026-03")
+    again = billing.run_month("2026-03", now=ISSUE_TIME)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
     assert _snapshot(billing_engine) == before
     set_usage(billing_engine, p, "2026-03", 260_000)  # late usage during the grace period
-    assert billing.run_month("2026-03").updated == 1
+    assert billing.run_month("2026-03", now=ISSUE_TIME).updated == 1
     inv = next(i for i in billing.lifecycle.list_invoices(month="2026-03") if i.partner_id == p)
     assert inv.status == "draft" and inv.total_ufemg == Decimal("5500")
 
@@ -68,18 +69,18 @@ def test_issued_invoice_never_changes_late_usage_is_carried(
 ) -> None:
     p = add_partner(billing_engine, CONTINUOUS)
     set_usage(billing_engine, p, "2026-03", 200_000)
-    billing.run_month("2026-03")
+    billing.run_month("2026-03", now=ISSUE_TIME)
     [issued] = billing.lifecycle.issue_due(now=ISSUE_TIME)
     assert issued.number == "2026/000001" and issued.total_ufemg == Decimal("4300")
     frozen = _snapshot(billing_engine)
     # 60,000 late accesses: 260,000 × 0.02 + 300 = 5,500 → 1,200 UFEMG more, on April's invoice
     set_usage(billing_engine, p, "2026-03", 260_000)
-    run = billing.run_month("2026-03")
+    run = billing.run_month("2026-03", now=ISSUE_TIME)
     assert run.adjustments == 1 and run.credit_notes == 0
     assert _snapshot(billing_engine) == frozen  # the issued invoice is untouched
-    assert billing.run_month("2026-03").adjustments == 0  # rerun: nothing new
+    assert billing.run_month("2026-03", now=ISSUE_TIME).adjustments == 0  # rerun: nothing new
     set_usage(billing_engine, p, "2026-04", 200_000)
-    billing.run_month("2026-04")
+    billing.run_month("2026-04", now=ISSUE_TIME)
     april = next(i for i in billing.lifecycle.list_invoices(month="2026-04"))
     _, lines = billing.lifecycle.get(april.id)
     adj = [x for x in lines if x.code == "adjustment"]
@@ -88,7 +89,7 @@ def test_issued_invoice_never_changes_late_usage_is_carried(
     assert april.total_ufemg == Decimal("5500")  # 4,300 + 1,200
     # the ledger drops back to 230,000: 4,900 instead of 5,500 billed → credit note of 600
     set_usage(billing_engine, p, "2026-03", 230_000)
-    run = billing.run_month("2026-03")
+    run = billing.run_month("2026-03", now=ISSUE_TIME)
     assert run.credit_notes == 1
     [note] = billing.lifecycle.credit_notes(issued.id)
     assert note.amount_ufemg == Decimal("600.0000") and note.number == "NC-2026/000001"
@@ -97,9 +98,9 @@ def test_issued_invoice_never_changes_late_usage_is_carried(
     # exceeds the invoice's own 4,300 but not what was billed for March (4,300 + 1,200 − 600 +
     # 15,400 = 20,300)
     set_usage(billing_engine, p, "2026-03", 1_000_000)  # 20,300 → +15,400 over the 4,900 billed
-    assert billing.run_month("2026-03").adjustments == 1
+    assert billing.run_month("2026-03", now=ISSUE_TIME).adjustments == 1
     set_usage(billing_engine, p, "2026-03", 0)  # 4,300 (franchise): 16,000 to credit
-    run = billing.run_month("2026-03")
+    run = billing.run_month("2026-03", now=ISSUE_TIME)
     assert run.credit_notes == 1 and not run.skipped
     assert [n.amount_ufemg for n in billing.lifecycle.credit_notes(issued.id)] == [
         Decimal("600.0000"),
@@ -113,7 +114,7 @@ def test_numbering_has_no_gaps_and_lifecycle(
     ids = [add_partner(billing_engine, CONTINUOUS, name=f"P{i}") for i in range(4)]
     for pid in ids:
         set_usage(billing_engine, pid, "2026-03", 100_000)
-    billing.run_month("2026-03")
+    billing.run_month("2026-03", now=ISSUE_TIME)
     drafts = billing.lifecycle.list_invoices(month="2026-03", status="draft")
     first = billing.lifecycle.issue(drafts[0].id, now=ISSUE_TIME)  # finance issues early
     with pytest.raises(InvoiceStateError):
@@ -145,7 +146,7 @@ def test_numbering_has_no_gaps_and_lifecycle(
         billing.lifecycle.void(inv.id, "too late")
     # issued invoices are never recomputed by a rerun, void ones never come back
     before = _snapshot(billing_engine)
-    run = billing.run_month("2026-03")
+    run = billing.run_month("2026-03", now=ISSUE_TIME)
     assert run.created == 0 and _snapshot(billing_engine) == before
 
 
@@ -154,14 +155,20 @@ def test_fine_request_invoices_and_statement(
 ) -> None:
     p = add_partner(billing_engine, CONTINUOUS)
     set_usage(billing_engine, p, "2026-03", 200_000)
-    billing.lifecycle.add_fine(
-        p, "2026-03", "report late (CGMD decision 1/2026)", percent=Decimal(5)
-    )
-    billing.run_month("2026-03")
+    contracts = ContractsService(billing_engine)
+    contracts.fine(p, "report late (CGMD decision 1/2026)", percent=Decimal(5), month="2026-03")
+    billing.run_month("2026-03", now=ISSUE_TIME)
     [inv] = billing.lifecycle.issue_due(now=ISSUE_TIME)
     assert inv.total_ufemg == Decimal("4515")  # 4,300 + 5% of 4,300
-    with pytest.raises(InvoiceStateError):
-        billing.lifecycle.add_fine(p, "2026-03", "again", amount_ufemg=Decimal(1))
+    # a fine decided for a month already issued lands on the next draft, never on the issued one
+    again = contracts.fine(p, "again", Decimal(1), month="2026-03")
+    assert billing.run_month("2026-03", now=ISSUE_TIME).adjustments == 0
+    set_usage(billing_engine, p, "2026-04", 200_000)
+    billing.run_month("2026-04", now=ISSUE_TIME)
+    [april] = billing.lifecycle.list_invoices(month="2026-04")
+    [carried] = [x for x in billing.lifecycle.get(april.id)[1] if x.code == "fine"]
+    assert carried.sanction_id == again.id and carried.amount_ufemg == Decimal(1)
+    assert "decided for 2026-03" in carried.description
     _, lines = billing.lifecycle.get(inv.id)
     st_ = Statement(inv, lines, billing.ref.dae)
     assert barcode_is_valid(st_.barcode)
@@ -192,11 +199,11 @@ def test_rerunning_a_month_changes_nothing(usages: list[int], issue_between: boo
     for n, accesses in enumerate(usages):
         pid = add_partner(engine, CONTINUOUS, name=f"P{n}")
         set_usage(engine, pid, "2026-03", accesses)
-    service.run_month("2026-03")
+    service.run_month("2026-03", now=ISSUE_TIME)
     if issue_between:
         service.lifecycle.issue_due(now=ISSUE_TIME)
     before = _snapshot(engine)
-    summary = service.run_month("2026-03")
+    summary = service.run_month("2026-03", now=ISSUE_TIME)
     assert summary.created == summary.updated == summary.adjustments == 0
     assert _snapshot(engine) == before
     with engine.connect() as conn:
@@ -213,7 +220,7 @@ def test_concurrent_issuers_never_share_or_skip_a_number(
     for i in range(12):
         pid = add_partner(billing_engine, CONTINUOUS, name=f"P{i}")
         set_usage(billing_engine, pid, "2026-03", 100_000 + i)
-    billing.run_month("2026-03")
+    billing.run_month("2026-03", now=ISSUE_TIME)
     ids = [i.id for i in billing.lifecycle.list_invoices(month="2026-03")]
 
     def issue_one(invoice_id: int) -> None:

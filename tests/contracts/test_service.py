@@ -5,12 +5,23 @@ from decimal import Decimal
 
 import pytest
 
-from dataflow.contracts.errors import InvalidInput, KeyNotFound, MemberNotFound, PartnerNotFound
+from dataflow.contracts.actors import Actor
+from dataflow.contracts.errors import (
+    InvalidInput,
+    KeyNotFound,
+    MemberNotFound,
+    PartnerNotFound,
+    RoleRequired,
+)
 from dataflow.contracts.keys import parse_key, secret_matches
-from dataflow.contracts.models import ContractKind, PartnerStatus, Plan, SanctionKind
+from dataflow.contracts.models import ContractKind, PartnerStatus, Plan, Role, SanctionKind
 from dataflow.contracts.service import ContractsService
 
 from .conftest import Clock
+
+OPERATOR = Actor("staff:Op(operator)", Role.OPERATOR)
+FINANCE = Actor("staff:Fin(finance)", Role.FINANCE)
+AUDITOR = Actor("staff:Aud(auditor)", Role.AUDITOR)
 
 
 def _key_id(key: str) -> str:
@@ -78,7 +89,7 @@ def test_only_team_members_hold_keys(service: ContractsService) -> None:
     rep_key = service.create_key(p.id, member_id=service.members(p.id)[0].id)
     creds = {c.key_id: c for c in service.credentials()}
     assert creds[_key_id(k1)].tables == frozenset({"t1"})
-    revoked = service.remove_member(ana.id, actor="op")
+    revoked = service.remove_member(ana.id, actor=OPERATOR)
     assert sorted(revoked) == sorted([_key_id(k1), _key_id(k2)])
     assert {c.key_id for c in service.credentials()} == {_key_id(rep_key)}
     with pytest.raises(MemberNotFound):
@@ -118,7 +129,7 @@ def test_sanctions(service: ContractsService, clock: Clock) -> None:
     assert service.entitlement(p.id).status is PartnerStatus.ACTIVE
     s2 = service.suspend(p.id, "again")  # open-ended until lifted
     assert service.entitlement(p.id).status is PartnerStatus.SUSPENDED
-    service.lift(s2.id, actor="op")
+    service.lift(s2.id, actor=OPERATOR)
     assert service.entitlement(p.id).status is PartnerStatus.ACTIVE
     with pytest.raises(InvalidInput):
         service.suspend(p.id, "past", until=clock.now - timedelta(days=1))
@@ -151,18 +162,29 @@ def test_usage_ledger_is_idempotent(service: ContractsService) -> None:
     assert service.usage(p.id, "2026-10") == 0
 
 
-def test_fines_of_a_month_for_billing(service: ContractsService, clock: Clock) -> None:
+def test_fines_are_finance_s_to_impose_and_lift(service: ContractsService, clock: Clock) -> None:
+    """Art. 45 III fines: finance imposes and lifts them; an operator can do neither."""
     p = service.create_partner("Acme", Plan.CONTINUOUS)
-    f1 = service.fine(p.id, "breach", "500")
-    withdrawn = service.fine(p.id, "mistake", "10")
-    service.lift(withdrawn.id)
-    service.warn(p.id, "not a fine")
+    with pytest.raises(RoleRequired, match="needs the finance role"):
+        service.fine(p.id, "breach", "500", actor=OPERATOR)
+    f1 = service.fine(p.id, "breach", "500", actor=FINANCE)
+    assert (f1.bill_month, f1.imposed_by) == ("2026-03", "staff:Fin(finance)")
+    pct = service.fine(p.id, "late report", percent="5", month="2026-05", actor=FINANCE)
+    assert (pct.percent, pct.amount_ufemg, pct.bill_month) == ("5", None, "2026-05")
+    for bad in ({"amount_ufemg": "1", "percent": "2"}, {}, {"percent": "150"}):
+        with pytest.raises(InvalidInput):
+            service.fine(p.id, "x", actor=FINANCE, **bad)  # type: ignore[arg-type]
+    with pytest.raises(RoleRequired, match="lifting a fine"):
+        service.lift(f1.id, actor=OPERATOR)  # it used to silently leave billing
+    assert service.lift(f1.id, actor=FINANCE).lifted_at is not None
+    s = service.suspend(p.id, "CGMD 1/2026", actor=OPERATOR)
+    with pytest.raises(RoleRequired):
+        service.lift(s.id, actor=AUDITOR)
+    service.lift(s.id, actor=OPERATOR)
     clock.advance(days=31)
-    service.fine(p.id, "next month", "7")
-    assert {pid: [f.id for f in fs] for pid, fs in service.fines("2026-03").items()} == {
-        p.id: [f1.id]
-    }
-    assert [f.amount_ufemg for f in service.fines("2026-04")[p.id]] == ["7.0000"]
+    assert service.fine(p.id, "next month", "7", actor=FINANCE).bill_month == "2026-04"
+    actors = {(e.action, e.actor) for e in service.audit(entity="sanction")}
+    assert ("sanction.lift", "staff:Fin(finance)") in actors
 
 
 def test_paid_request_carries_scope_and_rates(service: ContractsService) -> None:

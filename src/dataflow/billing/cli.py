@@ -18,7 +18,9 @@ from dataflow.billing.reference import EXAMPLE_WARNING, BillingReference
 from dataflow.billing.schedule import schedules
 from dataflow.billing.service import BillingService, compute_invoice
 from dataflow.billing.ufemg import UfemgTable
-from dataflow.contracts.errors import ContractInvalid
+from dataflow.contracts.actors import Actor
+from dataflow.contracts.cli import cli_actor
+from dataflow.contracts.errors import ContractInvalid, ContractsError
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.terms import ContractTerms
 from dataflow.settings import Settings
@@ -50,7 +52,13 @@ def _service(ctx: typer.Context) -> BillingService:
         make_engine(settings.database_url),
         BillingReference.load(settings.datasets_dir),
         grace_days=settings.billing_grace_days,
+        overdue_warning_days=settings.billing_overdue_warning_days,
     )
+
+
+def _actor(ctx: typer.Context, service: BillingService) -> Actor:
+    """Who acts (DATAFLOW_STAFF_TOKEN names a finance colleague; see `cli_actor`)."""
+    return cli_actor(ctx.obj, service.lifecycle.contracts)
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -126,12 +134,18 @@ def billing_run(
     from rich.progress import Progress
 
     service = _service(ctx)
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task(f"billing {month}", total=None)
-        summary = service.run_month(
-            month, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
-    issued = service.lifecycle.issue_due() if issue_due else []
+    actor = _actor(ctx, service)
+    try:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"billing {month}", total=None)
+            summary = service.run_month(
+                month,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                actor=actor,
+            )
+        issued = service.lifecycle.issue_due(actor=actor) if issue_due else []
+    except (BillingError, ContractsError) as e:
+        raise _fail(e) from None
     summary.issued = len(issued)
     err.print(
         f"[green]billed {month}:[/] {summary.contracts} contracts → {summary.created} new drafts, "
@@ -141,6 +155,10 @@ def billing_run(
     )
     for pid, why in summary.skipped:
         err.print(f"[yellow]skipped partner {pid}:[/] {why}")
+    if summary.overdue:
+        err.print(f"[red]overdue now:[/] {', '.join(summary.overdue)}")
+    for proposal in summary.warning_proposals:
+        err.print(f"[yellow]proposal:[/] {proposal}")
     if summary.example_values:
         err.print(f"[red]warning:[/] {EXAMPLE_WARNING}: {', '.join(summary.example_values)}")
     print_json(_to_json(summary))
@@ -189,10 +207,13 @@ def billing_issue(
     due: Annotated[bool, typer.Option(help="Issue every draft past its grace period.")] = False,
 ) -> None:
     """Issue drafts (finance may issue before the grace period ends)."""
-    lc = _service(ctx).lifecycle
+    service = _service(ctx)
+    lc, actor = service.lifecycle, _actor(ctx, service)
     try:
-        done = lc.issue_due() if due else [lc.issue(i) for i in invoice or []]
-    except BillingError as e:
+        done = (
+            lc.issue_due(actor=actor) if due else [lc.issue(i, actor=actor) for i in invoice or []]
+        )
+    except (BillingError, ContractsError) as e:
         raise _fail(e) from None
     for inv in done:
         err.print(f"issued {inv.number} (DAE {inv.dae_reference}, due {inv.due_date})")
@@ -202,9 +223,10 @@ def billing_issue(
 @billing_app.command("void")
 def billing_void(ctx: typer.Context, invoice: int, reason: Annotated[str, typer.Option()]) -> None:
     """Void a draft or an unpaid issued invoice (its number stays used)."""
+    service = _service(ctx)
     try:
-        print_json(_to_json(_service(ctx).lifecycle.void(invoice, reason)))
-    except BillingError as e:
+        print_json(_to_json(service.lifecycle.void(invoice, reason, actor=_actor(ctx, service))))
+    except (BillingError, ContractsError) as e:
         raise _fail(e) from None
 
 
@@ -217,9 +239,12 @@ def billing_pay(
 ) -> None:
     """Record a payment against a DAE reference number."""
     day = date.fromisoformat(paid_on) if paid_on else datetime.now(UTC).date()
+    service = _service(ctx)
     try:
-        inv = _service(ctx).lifecycle.record_payment(reference, Decimal(amount), paid_on=day)
-    except BillingError as e:
+        inv = service.lifecycle.record_payment(
+            reference, Decimal(amount), paid_on=day, actor=_actor(ctx, service)
+        )
+    except (BillingError, ContractsError) as e:
         raise _fail(e) from None
     print_json(_to_json(inv))
 
@@ -232,35 +257,63 @@ def billing_credit_note(
     reason: Annotated[str, typer.Option()],
 ) -> None:
     """Credit part of an issued invoice (converted at that invoice's UFEMG value)."""
+    service = _service(ctx)
     try:
-        print_json(_to_json(_service(ctx).lifecycle.credit_note(invoice, Decimal(ufemg), reason)))
-    except BillingError as e:
+        note = service.lifecycle.credit_note(
+            invoice, Decimal(ufemg), reason, actor=_actor(ctx, service)
+        )
+    except (BillingError, ContractsError) as e:
         raise _fail(e) from None
+    print_json(_to_json(note))
 
 
 @billing_app.command("fine")
 def billing_fine(
     ctx: typer.Context,
     partner: int,
-    month: Annotated[str, typer.Option(help="Invoice month that bills it.", callback=_month)],
+    month: Annotated[str, typer.Option(help="First invoice month that bills it.", callback=_month)],
     reason: Annotated[str, typer.Option(help="The CGMD-SEF decision (Art. 45 III).")],
     ufemg: Annotated[str | None, typer.Option(callback=_decimal)] = None,
     percent: Annotated[
         str | None, typer.Option(help="% of the month's supply value.", callback=_decimal)
     ] = None,
 ) -> None:
-    """Record a fine; it appears as a line on that month's invoice at the next run."""
+    """Impose an Art. 45 III fine (the same sanction as `partner fine`); billed at the next run.
+
+    It goes on MONTH's invoice, or on the partner's next draft if that month is issued already.
+    """
+    service = _service(ctx)
+    contracts = service.lifecycle.contracts
     try:
-        fid = _service(ctx).lifecycle.add_fine(
+        fine = contracts.fine(
             partner,
-            month,
             reason,
-            amount_ufemg=Decimal(ufemg) if ufemg else None,
+            Decimal(ufemg) if ufemg else None,
             percent=Decimal(percent) if percent else None,
+            month=month,
+            actor=_actor(ctx, service),
         )
-    except (BillingError, ContractInvalid, ValueError) as e:
+    except ContractsError as e:
         raise _fail(e) from None
-    typer.echo(str(fid))
+    typer.echo(str(fine.id))
+
+
+@billing_app.command("overdue")
+def billing_overdue(ctx: typer.Context) -> None:
+    """Mark issued invoices past their due date overdue and list every overdue one (JSON).
+
+    With DATAFLOW_BILLING_OVERDUE_WARNING_DAYS set, also proposes Art. 45 I warnings (stderr);
+    nothing is ever imposed or suspended automatically.
+    """
+    service = _service(ctx)
+    try:
+        service.lifecycle.mark_overdue(actor=_actor(ctx, service))
+    except (BillingError, ContractsError) as e:
+        raise _fail(e) from None
+    if service.overdue_warning_days is not None:
+        for proposal in service.lifecycle.warning_proposals(service.overdue_warning_days):
+            err.print(f"[yellow]proposal:[/] {proposal}")
+    print_json(_to_json(service.lifecycle.overdue()))
 
 
 @billing_app.command("statement")
@@ -314,22 +367,48 @@ def billing_statement(
     print_json(result)
 
 
+def _payer(
+    service: BillingService, contract: int | None, payer: str | None, cnpj: str | None
+) -> tuple[str, str | None]:
+    """The payer given, or the partner of the request the DAE belongs to."""
+    if payer:
+        return payer, cnpj
+    if contract is None:
+        raise _fail(ValueError("say who pays: --payer NAME, or --contract ID of the request"))
+    contracts = service.lifecycle.contracts
+    try:
+        partner = contracts.partner(contracts.contract(contract).partner_id)
+    except ContractsError as e:
+        raise _fail(e) from None
+    return partner.name, cnpj or partner.cnpj
+
+
 @billing_app.command("analysis-fee")
 def billing_analysis_fee(
     ctx: typer.Context,
-    payer: Annotated[str, typer.Option(help="Requester's name.")],
+    payer: Annotated[str | None, typer.Option(help="Requester's name.")] = None,
     cnpj: Annotated[str | None, typer.Option(help="Requester's CNPJ.")] = None,
     on: Annotated[str | None, typer.Option(help="UFEMG of this date (default today).")] = None,
+    contract: Annotated[
+        int | None, typer.Option(help="The request it starts: its payment records pay-fee.")
+    ] = None,
 ) -> None:
     """Issue the Art. 9 DAE of 50 UFEMG that starts a request (no budget before it is paid)."""
     service = _service(ctx)
     day = date.fromisoformat(on) if on else datetime.now(UTC).date()
+    name, tax_id = _payer(service, contract, payer, cnpj)
     try:
         rate, lines = analysis_fee_lines(day, service.ref.ufemg)
         inv = service.lifecycle.create_request_invoice(
-            kind="analysis_fee", payer_name=payer, payer_cnpj=cnpj, lines=lines, brl_per_ufemg=rate
+            kind="analysis_fee",
+            payer_name=name,
+            payer_cnpj=tax_id,
+            lines=lines,
+            brl_per_ufemg=rate,
+            contract_id=contract,
+            actor=_actor(ctx, service),
         )
-    except BillingError as e:
+    except (BillingError, ContractsError) as e:
         raise _fail(e) from None
     result = msgspec.to_builtins(inv)
     _marked(service.ref, result)
@@ -345,8 +424,13 @@ def billing_budget(
     modality: Annotated[str, typer.Option(help="on_demand or continuous.")] = "on_demand",
     payer: Annotated[str | None, typer.Option(help="Issue its DAE to this payer.")] = None,
     cnpj: Annotated[str | None, typer.Option()] = None,
+    contract: Annotated[
+        int | None,
+        typer.Option(help="The request it answers: records issue-budget; its payment, accept."),
+    ] = None,
 ) -> None:
-    """Quote a budget (Art. 12: Σ quantity × unit value per Art. 6 cost item); --payer issues it."""
+    """Quote a budget (Art. 12: Σ quantity × unit value per Art. 6 cost item); --payer or
+    --contract issues its DAE."""
     service = _service(ctx)
     today = datetime.now(UTC).date()
     day = date.fromisoformat(on) if on else today
@@ -360,16 +444,20 @@ def billing_budget(
             modality=modality,
         )
         out: dict[str, object] = {"budget": _to_json(budget)}
-        if payer:
+        if payer or contract is not None:
+            name, tax_id = _payer(service, contract, payer, cnpj)
             inv = service.lifecycle.create_request_invoice(
                 kind="on_demand",
-                payer_name=payer,
-                payer_cnpj=cnpj,
+                payer_name=name,
+                payer_cnpj=tax_id,
                 lines=budget.lines,
                 brl_per_ufemg=budget.brl_per_ufemg,
+                contract_id=contract,
+                budget_ufemg=budget.total_ufemg,
+                actor=_actor(ctx, service),
             )
             out["invoice"] = _to_json(inv)
-    except (BillingError, KeyError) as e:
+    except (BillingError, ContractsError, KeyError) as e:
         raise _fail(e) from None
     _marked(service.ref, out, cost_items=True)
     print_json(out)

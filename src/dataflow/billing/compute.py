@@ -344,7 +344,11 @@ def compute_invoice(
         else:
             pct = fine.percent or Decimal(0)
             amount, how = Ufemg(supply.amount * pct / 100), f": {pct}% of {supply} UFEMG"
-        lines.append(_line("fine", f"Fine (Art. 45 III) — {fine.reason}{how}", amount, rate))
+        if fine.bill_month and fine.bill_month < month:
+            how += f" (decided for {fine.bill_month}, billed on the next open invoice)"
+        ref = f"sanction {fine.sanction_id}: " if fine.sanction_id is not None else ""
+        line = _line("fine", f"Fine (Art. 45 III) — {ref}{fine.reason}{how}", amount, rate)
+        lines.append(msgspec.structs.replace(line, sanction_id=fine.sanction_id))
     for c in carried:
         lines.append(
             InvoiceLine(

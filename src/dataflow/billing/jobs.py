@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from dataflow.billing.lifecycle import SAO_PAULO
 from dataflow.billing.reference import BillingReference
 from dataflow.billing.service import BillingService
+from dataflow.contracts.actors import SCHEDULER
 from dataflow.contracts.repository import make_engine
 
 __all__ = [
@@ -62,8 +63,10 @@ def monthly_billing(
             engine, BillingReference.load(Path(datasets_dir)), grace_days=grace_days
         )
         now = datetime.now(UTC)
-        summary = service.run_month(month or previous_month(now), trigger=trigger, now=now)
-        issued = service.lifecycle.issue_due(now=now)
+        summary = service.run_month(
+            month or previous_month(now), trigger=trigger, now=now, actor=SCHEDULER
+        )
+        issued = service.lifecycle.issue_due(now=now, actor=SCHEDULER)
         return {"month": summary.month, "created": summary.created, "issued": len(issued)}
     finally:
         engine.dispose()

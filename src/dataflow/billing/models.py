@@ -23,7 +23,7 @@ ANALYSIS_FEE_UFEMG = Decimal("50")
 
 
 class Fine(msgspec.Struct, frozen=True, kw_only=True):
-    """Art. 45 III: a fine decided by the CGMD-SEF, billed on a month's invoice.
+    """Art. 45 III: a fine decided by the CGMD-SEF (a sanction), billed on a month's invoice.
 
     Either a fixed amount or a percentage of the month's supply value (consumption + support).
     """
@@ -31,6 +31,8 @@ class Fine(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     amount_ufemg: Decimal | None = None
     percent: Decimal | None = None
+    sanction_id: int | None = None  # the Art. 45 sanction that decided it
+    bill_month: str | None = None  # the month it was decided for (a later draft may bill it)
 
 
 class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,6 +42,7 @@ class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
     unit_price_ufemg: Decimal | None
     amount_ufemg: Decimal
     amount_brl: Decimal
+    sanction_id: int | None = None  # fine lines: the sanction billed
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):

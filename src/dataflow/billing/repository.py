@@ -1,8 +1,9 @@
 """Billing's SQL: stateless functions, the caller owns the connection and the transaction.
 
-Two functions read what other packages own, so they can be re-pointed when those change:
-``billable_contracts`` (the ``partners`` table's contract TOML) and ``monthly_usage`` (the
-settled ``usage_ledger``).
+Three functions read what other packages own, so they can be re-pointed when those change:
+``billable_contracts`` (the ``partners`` table's contract TOML), ``monthly_usage`` (the
+settled ``usage_ledger``) and ``fines_to_bill`` / ``lifted_billed_fines`` (Art. 45 III fines are
+sanctions: the control plane records the decision, billing links its invoice line to it).
 """
 
 from __future__ import annotations
@@ -19,24 +20,25 @@ from sqlalchemy.exc import IntegrityError
 from dataflow.billing.models import Fine, InvoiceLine
 from dataflow.billing.tables import (
     billing_adjustments,
-    billing_fines,
+    billing_credit_notes,
     billing_invoice_lines,
     billing_invoices,
     billing_runs,
     billing_sequences,
 )
 from dataflow.contracts.errors import ContractInvalid
-from dataflow.contracts.models import Plan
-from dataflow.contracts.tables import partners, usage_ledger
+from dataflow.contracts.models import Plan, SanctionKind
+from dataflow.contracts.tables import partners, sanctions, usage_ledger
 from dataflow.contracts.terms import ContractTerms
 
 __all__ = [
     "BillableContract",
     "StoredInvoice",
     "billable_contracts",
-    "fines_for_month",
+    "fines_to_bill",
     "invoice_lines",
     "invoices_for_month",
+    "lifted_billed_fines",
     "monthly_usage",
     "next_in_sequence",
     "recent_runs",
@@ -72,6 +74,7 @@ class StoredInvoice(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     issued_at: datetime | None
     paid_at: datetime | None
+    contract_id: int | None = None  # the request a fee or budget DAE belongs to
 
     @classmethod
     def from_row(cls, row: Any) -> StoredInvoice:
@@ -167,6 +170,7 @@ def invoice_lines(conn: Connection, invoice_ids: Sequence[int]) -> dict[int, lis
                     unit_price_ufemg=r["unit_price_ufemg"],
                     amount_ufemg=r["amount_ufemg"],
                     amount_brl=r["amount_brl"],
+                    sanction_id=r["sanction_id"],
                 )
             )
     return out
@@ -183,6 +187,7 @@ def line_rows(invoice_id: int, lines: Iterable[InvoiceLine]) -> list[dict[str, o
             "unit_price_ufemg": line.unit_price_ufemg,
             "amount_ufemg": line.amount_ufemg,
             "amount_brl": line.amount_brl,
+            "sanction_id": line.sanction_id,
         }
         for i, line in enumerate(lines, start=1)
     ]
@@ -196,21 +201,83 @@ def replace_lines(conn: Connection, invoice_id: int, lines: Sequence[InvoiceLine
         conn.execute(insert(billing_invoice_lines), line_rows(invoice_id, lines))
 
 
-def fines_for_month(conn: Connection, month: str) -> dict[int, list[Fine]]:
-    out: dict[int, list[Fine]] = {}
+def fines_to_bill(
+    conn: Connection, month: str, existing: dict[int, StoredInvoice]
+) -> dict[int, list[Fine]]:
+    """Art. 45 III fines per partner for ``month``'s monthly invoice.
+
+    A draft (or a new invoice) bills every fine in force decided for this month or an earlier
+    one that no other invoice bills yet, so a fine decided for a month already issued lands on
+    the next draft; a lifted fine leaves its draft. An issued invoice keeps exactly the fines
+    on its lines (lifted or not): recomputing it for late usage never moves a fine.
+    """
     rows = conn.execute(
         select(
-            billing_fines.c.partner_id,
-            billing_fines.c.reason,
-            billing_fines.c.amount_ufemg,
-            billing_fines.c.percent,
+            sanctions.c.id,
+            sanctions.c.partner_id,
+            sanctions.c.reason,
+            sanctions.c.amount_ufemg,
+            sanctions.c.percent,
+            sanctions.c.bill_month,
+            sanctions.c.lifted_at,
         )
-        .where(billing_fines.c.month == month)
-        .order_by(billing_fines.c.id)
+        .where(sanctions.c.kind == SanctionKind.FINE.value, sanctions.c.bill_month <= month)
+        .order_by(sanctions.c.id)
     ).all()
-    for pid, reason, amount, pct in rows:
-        out.setdefault(int(pid), []).append(Fine(reason=reason, amount_ufemg=amount, percent=pct))
+    billed: dict[int, int] = {}
+    for start in range(0, len(rows), 500):
+        ids = [r.id for r in rows[start : start + 500]]
+        found = conn.execute(
+            select(billing_invoice_lines.c.sanction_id, billing_invoice_lines.c.invoice_id).where(
+                billing_invoice_lines.c.sanction_id.in_(ids)
+            )
+        ).all()
+        billed.update((int(sid), int(iid)) for sid, iid in found)
+    out: dict[int, list[Fine]] = {}
+    for r in rows:
+        ex = existing.get(int(r.partner_id))
+        on = billed.get(r.id)
+        if ex is not None and ex.status != "draft":
+            keep = on == ex.id
+        else:
+            keep = r.lifted_at is None and (on is None or (ex is not None and on == ex.id))
+        if keep:
+            out.setdefault(int(r.partner_id), []).append(
+                Fine(
+                    reason=r.reason,
+                    amount_ufemg=None if r.amount_ufemg is None else Decimal(r.amount_ufemg),
+                    percent=None if r.percent is None else Decimal(r.percent),
+                    sanction_id=r.id,
+                    bill_month=r.bill_month,
+                )
+            )
     return out
+
+
+def lifted_billed_fines(conn: Connection) -> list[Any]:
+    """Fines lifted after an issued invoice billed them, not credited yet: (line, invoice id)."""
+    credited = select(billing_credit_notes.c.sanction_id).where(
+        billing_credit_notes.c.sanction_id.is_not(None)
+    )
+    return list(
+        conn.execute(
+            select(
+                billing_invoice_lines.c.invoice_id,
+                billing_invoice_lines.c.sanction_id,
+                billing_invoice_lines.c.amount_ufemg,
+                billing_invoice_lines.c.amount_brl,
+                sanctions.c.reason,
+            )
+            .join(sanctions, sanctions.c.id == billing_invoice_lines.c.sanction_id)
+            .join(billing_invoices, billing_invoices.c.id == billing_invoice_lines.c.invoice_id)
+            .where(
+                sanctions.c.lifted_at.is_not(None),
+                billing_invoices.c.status.in_(("issued", "overdue", "paid")),
+                billing_invoice_lines.c.sanction_id.not_in(credited),
+            )
+            .order_by(billing_invoice_lines.c.sanction_id)
+        ).all()
+    )
 
 
 def adjustments_rows(conn: Connection, *where: Any) -> list[Any]:

@@ -25,9 +25,10 @@ from dataflow.billing.repository import (
     StoredInvoice,
     adjustments_rows,
     billable_contracts,
-    fines_for_month,
+    fines_to_bill,
     invoice_lines,
     invoices_for_month,
+    lifted_billed_fines,
     line_rows,
     monthly_usage,
     replace_lines,
@@ -38,6 +39,9 @@ from dataflow.billing.tables import (
     billing_invoices,
     billing_runs,
 )
+from dataflow.contracts.actors import SYSTEM, Actor
+from dataflow.contracts.models import Role
+from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.schema import ensure_schema
 
 __all__ = ["BillingService", "RunSummary", "compute_invoice"]
@@ -60,6 +64,9 @@ class RunSummary(msgspec.Struct, kw_only=True):
     draft_total_ufemg: Decimal = Decimal(0)
     # reference values that are examples (datasets/dae.toml): the drafts' DAEs will carry them
     example_values: list[str] = []
+    fine_credits: int = 0  # fines lifted after an issued invoice billed them, credited now
+    overdue: list[str] = []  # invoice numbers that became overdue in this run
+    warning_proposals: list[str] = []  # Art. 45 I warnings to consider (never imposed here)
 
 
 def _carried(row: Any, number: str | None) -> Carried:
@@ -100,10 +107,19 @@ def _invoice_row(
 class BillingService:
     """Stateless but for the engine and reference data; each call owns its transactions."""
 
-    def __init__(self, engine: Engine, reference: BillingReference, *, grace_days: int = 5):
+    def __init__(
+        self,
+        engine: Engine,
+        reference: BillingReference,
+        *,
+        grace_days: int = 5,
+        overdue_warning_days: int | None = None,
+    ):
         self.engine = engine
         self.ref = reference
         self.grace_days = grace_days
+        # off by default: with N, invoices overdue more than N days propose an Art. 45 warning
+        self.overdue_warning_days = overdue_warning_days
         ensure_schema(engine)  # Alembic: billing tables are revisions like every other table
         self.lifecycle = InvoiceLifecycle(engine, reference, grace_days=grace_days)
 
@@ -115,22 +131,42 @@ class BillingService:
         now: datetime | None = None,
         progress: Progress | None = None,
         chunk: int = 2000,
+        actor: Actor = SYSTEM,
     ) -> RunSummary:
+        actor.require(Role.FINANCE, action="a billing run")
         now = now or datetime.now(UTC)
         summary = RunSummary(month=month, example_values=self.ref.example_values())
         with self.engine.begin() as conn:
             summary.run_id = int(
                 conn.execute(
                     insert(billing_runs)
-                    .values(month=month, trigger=trigger, started_at=now)
+                    .values(month=month, trigger=trigger, started_at=now, actor=actor.name)
                     .returning(billing_runs.c.id)
                 ).scalar_one()
+            )
+            Repo.audit(
+                conn,
+                actor=actor.name,
+                action="billing.run.start",
+                entity="billing_run",
+                entity_id=summary.run_id,
+                partner_id=None,
+                after=summary,
+                at=now,
+            )
+            self._credit_lifted_fines(conn, now, summary, actor)
+        summary.overdue = [
+            i.number or str(i.id) for i in self.lifecycle.mark_overdue(now=now, actor=actor)
+        ]
+        if self.overdue_warning_days is not None:
+            summary.warning_proposals = self.lifecycle.warning_proposals(
+                self.overdue_warning_days, now=now
             )
         with self.engine.connect() as conn:
             contracts = billable_contracts(conn)
             usage = monthly_usage(conn, month)
             existing = invoices_for_month(conn, month)
-            fines = fines_for_month(conn, month)
+            fines = fines_to_bill(conn, month, existing)
             ids = [i.id for i in existing.values()]
             drafts = [i.id for i in existing.values() if i.status == "draft"]
             stored_lines = invoice_lines(conn, drafts)
@@ -169,6 +205,7 @@ class BillingService:
                     numbers,
                     now,
                     summary,
+                    actor,
                 )
             if progress is not None:
                 progress(min(start + chunk, len(contracts)), len(contracts))
@@ -182,12 +219,47 @@ class BillingService:
                     updated=summary.updated,
                     unchanged=summary.unchanged,
                     adjustments=summary.adjustments,
-                    credit_notes=summary.credit_notes,
+                    credit_notes=summary.credit_notes + summary.fine_credits,
                     skipped=len(summary.skipped),
-                    detail="; ".join(f"{p}: {why}" for p, why in summary.skipped) or None,
+                    overdue=len(summary.overdue),
+                    detail="; ".join(
+                        [f"{p}: {why}" for p, why in summary.skipped]
+                        + [f"overdue: {', '.join(summary.overdue)}"] * bool(summary.overdue)
+                        + summary.warning_proposals
+                    )
+                    or None,
                 )
             )
+            Repo.audit(
+                conn,
+                actor=actor.name,
+                action="billing.run.finish",
+                entity="billing_run",
+                entity_id=summary.run_id,
+                partner_id=None,
+                after=summary,
+                at=datetime.now(UTC),
+            )
         return summary
+
+    def _credit_lifted_fines(
+        self, conn: Any, now: datetime, summary: RunSummary, actor: Actor
+    ) -> None:
+        """A fine lifted after an issued invoice billed it is credited back, once (Art. 45 III
+        decisions can be withdrawn; an issued invoice is never edited)."""
+        for row in lifted_billed_fines(conn):
+            inv = self.lifecycle.get_in(conn, row.invoice_id)
+            self.lifecycle.credit_note_in(
+                conn,
+                inv,
+                row.amount_ufemg,
+                row.amount_brl,
+                f"fine withdrawn (sanction {row.sanction_id} lifted): {row.reason}",
+                now,
+                sanction_id=row.sanction_id,
+                actor=actor,
+            )
+            summary.fine_credits += 1
 
     def _bill_chunk(
         self,
@@ -204,6 +276,7 @@ class BillingService:
         numbers: dict[tuple[int, str], str | None],
         now: datetime,
         summary: RunSummary,
+        actor: Actor,
     ) -> None:
         new_rows: list[dict[str, object]] = []
         new_invoices: list[tuple[int, Invoice, list[Any]]] = []
@@ -229,6 +302,10 @@ class BillingService:
                 )
             except MonthOutsideContract:
                 summary.outside += 1
+                for fine in fines.get(pid, []):  # never dropped silently: the run log says so
+                    summary.skipped.append(
+                        (pid, f"fine (sanction {fine.sanction_id}) waits: no supply in {month}")
+                    )
                 continue
             except BillingError as e:
                 summary.skipped.append((pid, str(e)))
@@ -258,9 +335,9 @@ class BillingService:
                 replace_lines(conn, ex.id, inv.lines)
                 self._mark_applied(conn, ex.id, carry_rows)
                 summary.updated += 1
-            elif ex.status in ("issued", "paid"):
+            elif ex.status in ("issued", "overdue", "paid"):
                 try:
-                    self._late_usage(conn, ex, inv, month_adjs.get(pid, []), now, summary)
+                    self._late_usage(conn, ex, inv, month_adjs.get(pid, []), now, summary, actor)
                 except BillingError as e:  # checked before any write: the chunk stays sound
                     summary.skipped.append((pid, str(e)))
             else:  # void: finance cancelled it; a rerun must not bring it back
@@ -300,6 +377,7 @@ class BillingService:
         adjs: list[Any],
         now: datetime,
         summary: RunSummary,
+        actor: Actor,
     ) -> None:
         """The month was issued: bill only the difference, as an adjustment or a credit note."""
         billed_ufemg = ex.total_ufemg + sum((r["amount_ufemg"] for r in adjs), Decimal(0))
@@ -319,6 +397,7 @@ class BillingService:
                 f"settled accesses for {ex.month} fell from {last:,} to {inv.accesses:,}",
                 now,
                 limit_ufemg=billed_ufemg,
+                actor=actor,
             )
             summary.credit_notes += 1
         conn.execute(

@@ -32,7 +32,6 @@ __all__ = [
     "DecimalText",
     "billing_adjustments",
     "billing_credit_notes",
-    "billing_fines",
     "billing_invoice_lines",
     "billing_invoices",
     "billing_payments",
@@ -68,7 +67,7 @@ billing_invoices = Table(
     Column("invoice_kind", String(20), nullable=False),  # monthly | analysis_fee | on_demand
     Column("month", String(7), nullable=True),
     Column("contract_kind", String(20), nullable=True),
-    Column("status", String(10), nullable=False),  # draft | issued | paid | void
+    Column("status", String(10), nullable=False),  # draft | issued | overdue | paid | void
     Column("number", String(20), nullable=True, unique=True),
     Column("dae_reference", String(20), nullable=True, unique=True),
     Column("payer_name", String(200), nullable=False),
@@ -86,6 +85,10 @@ billing_invoices = Table(
     Column("paid_at", DateTime(timezone=True), nullable=True),
     Column("voided_at", DateTime(timezone=True), nullable=True),
     Column("void_reason", Text, nullable=True),
+    Column("issued_by", String(200), nullable=True),  # the actor, as the audit log names them
+    Column("voided_by", String(200), nullable=True),
+    # the request an Art. 9 fee or Art. 12 budget DAE belongs to: its payment moves it on
+    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=True),
     # one monthly invoice per partner and month: the natural key of an idempotent run
     UniqueConstraint("partner_id", "invoice_kind", "month", name="uq_billing_invoice_month"),
 )
@@ -102,6 +105,8 @@ billing_invoice_lines = Table(
     Column("unit_price_ufemg", DecimalText, nullable=True),
     Column("amount_ufemg", DecimalText, nullable=False),
     Column("amount_brl", DecimalText, nullable=False),
+    # a fine line: the Art. 45 III sanction it bills (contracts' sanctions table)
+    Column("sanction_id", Integer, ForeignKey("sanctions.id"), nullable=True),
 )
 
 # Gap-free numbering: a row per series, incremented inside the issuing transaction (a rollback
@@ -123,6 +128,7 @@ billing_payments = Table(
     Column("paid_on", Date, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("note", Text, nullable=True),
+    Column("recorded_by", String(200), nullable=True),
 )
 
 billing_credit_notes = Table(
@@ -135,6 +141,9 @@ billing_credit_notes = Table(
     Column("amount_brl", DecimalText, nullable=False),
     Column("reason", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=True),
+    # the credit of a fine lifted after it was billed (once per sanction)
+    Column("sanction_id", Integer, ForeignKey("sanctions.id"), nullable=True, unique=True),
 )
 
 # Late usage of an already-issued month: an upward difference waits for the partner's next draft
@@ -155,19 +164,6 @@ billing_adjustments = Table(
     UniqueConstraint("partner_id", "for_month", "accesses_to", name="uq_billing_adjustment"),
 )
 
-# Art. 45 III fines decided by the CGMD-SEF, billed on the invoice of `month`.
-billing_fines = Table(
-    "billing_fines",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("partner_id", Integer, ForeignKey("partners.id"), nullable=False, index=True),
-    Column("month", String(7), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("amount_ufemg", DecimalText, nullable=True),
-    Column("percent", DecimalText, nullable=True),
-    Column("decided_at", DateTime(timezone=True), nullable=False),
-)
-
 billing_runs = Table(
     "billing_runs",
     metadata,
@@ -184,4 +180,6 @@ billing_runs = Table(
     Column("skipped", Integer, nullable=False, default=0),
     Column("issued", Integer, nullable=False, default=0),
     Column("detail", Text, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("overdue", Integer, nullable=False, default=0, server_default="0"),
 )

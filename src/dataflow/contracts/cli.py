@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.errors import ContractsError
 from dataflow.contracts.lifecycle import EndReason, Event
 from dataflow.contracts.models import ContractKind, Plan, Role
@@ -26,6 +27,7 @@ from dataflow.settings import Settings
 
 __all__ = [
     "audit_app",
+    "cli_actor",
     "contract_app",
     "db_app",
     "key_app",
@@ -56,8 +58,31 @@ def _service(ctx: typer.Context) -> ContractsService:
     return ContractsService(make_engine(settings.database_url))
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+def cli_actor(settings: Settings, service: ContractsService) -> Actor:
+    """Who runs this command: the staff member ``DATAFLOW_STAFF_TOKEN`` proves, else an operator.
+
+    The CLI works on the database directly, so whoever runs it is trusted as an operator (STI),
+    the CLI's everyday user, and recorded as ``cli:<login>``. Finance actions (fees, budgets,
+    priced terms, fines, billing) need a finance credential in ``DATAFLOW_STAFF_TOKEN``; the
+    audit log then names that person and the login (``staff:Ana(finance) via cli:root``).
+    """
+    login = f"cli:{getpass.getuser()}"
+    if not settings.staff_token:
+        return Actor(login, Role.OPERATOR)
+    cred = service.staff_by_token(settings.staff_token)
+    if cred is None:
+        typer.echo(
+            "error: DATAFLOW_STAFF_TOKEN is not an active staff credential (expected a dfa_… "
+            "token from `dataflow staff create`); unset it to act as an operator",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return Actor(f"staff:{cred.name}({cred.role}) via {login}", cred.role)
+
+
+def _actor(ctx: typer.Context) -> Actor:
+    settings: Settings = ctx.obj
+    return cli_actor(settings, ContractsService(make_engine(settings.database_url), migrate=False))
 
 
 @contextmanager
@@ -91,12 +116,35 @@ def partner_create(
         Path | None, typer.Option(help="Contract terms (TOML).", exists=True, dir_okay=False)
     ] = None,
     cnpj: Annotated[str | None, typer.Option(help="CNPJ (numeric or alphanumeric).")] = None,
+    start: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Sandbox: first day (today).")
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Sandbox: last day (12 months; Art. 36)."),
+    ] = None,
+    representative: Annotated[
+        str | None, typer.Option(help="Legal representative: first member, signs the secrecy term.")
+    ] = None,
 ) -> None:
-    """Register a partner with its contract in force at once; its id is printed last."""
+    """Register a partner with its contract in force at once; its id is printed last.
+
+    A sandbox goes through `contract authorize`'s guards: ≤ 12 months (Art. 36), the secrecy
+    term signed by the representative, a team member (Art. 35). Priced terms (--contract for
+    continuous) need a finance credential in DATAFLOW_STAFF_TOKEN.
+    """
     toml = contract.read_text(encoding="utf-8") if contract is not None else None
     with _errors():
         partner = _service(ctx).create_partner(
-            name, plan, monthly_cap=cap, contract_toml=toml, cnpj=cnpj, actor=_actor()
+            name,
+            plan,
+            monthly_cap=cap,
+            contract_toml=toml,
+            cnpj=cnpj,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            representative=representative,
+            actor=_actor(ctx),
         )
     if toml is not None:  # flagged at creation, never blocking (e.g. franchise under the floor)
         for warning in ContractTerms.from_toml(toml, source=str(contract)).warnings():
@@ -117,7 +165,7 @@ def partner_register(
     """Register a partner with no contract yet (then `contract request` or `contract authorize`)."""
     with _errors():
         p = _service(ctx).register_partner(
-            name, plan, cnpj=cnpj, representative=representative, email=email, actor=_actor()
+            name, plan, cnpj=cnpj, representative=representative, email=email, actor=_actor(ctx)
         )
     typer.echo(f"partner {p.name!r} registered (no data until a contract is in force):", err=True)
     typer.echo(str(p.id))
@@ -176,7 +224,7 @@ def partner_contact(
     """Add a contact person."""
     with _errors():
         c = _service(ctx).add_contact(
-            partner, kind=kind, name=name, email=email, phone=phone, actor=_actor()
+            partner, kind=kind, name=name, email=email, phone=phone, actor=_actor(ctx)
         )
     typer.echo(str(c.id))
 
@@ -190,7 +238,7 @@ def partner_suspend(
 ) -> None:
     """Suspend supply (Art. 45 II); takes effect on every API worker within seconds."""
     with _errors():
-        s = _service(ctx).suspend(partner, reason, days=days, actor=_actor())
+        s = _service(ctx).suspend(partner, reason, days=days, actor=_actor(ctx))
     until = s.until.isoformat() if s.until else "lifted"
     typer.echo(f"partner {partner} suspended until {until} (sanction id below)", err=True)
     typer.echo(str(s.id))
@@ -203,7 +251,7 @@ def partner_resume(ctx: typer.Context, partner: int) -> None:
     now = datetime.now(UTC)
     with _errors():
         lifted = [
-            service.lift(s.id, actor=_actor()).id
+            service.lift(s.id, actor=_actor(ctx)).id
             for s in service.sanctions(partner)
             if s.kind == "suspension" and s.lifted_at is None and (s.until is None or s.until > now)
         ]
@@ -214,19 +262,28 @@ def partner_resume(ctx: typer.Context, partner: int) -> None:
 def partner_warn(ctx: typer.Context, partner: int, reason: Annotated[str, typer.Option()]) -> None:
     """Record a warning (Art. 45 I)."""
     with _errors():
-        typer.echo(str(_service(ctx).warn(partner, reason, actor=_actor()).id))
+        typer.echo(str(_service(ctx).warn(partner, reason, actor=_actor(ctx)).id))
 
 
 @partner_app.command("fine")
 def partner_fine(
     ctx: typer.Context,
     partner: int,
-    amount: Annotated[str, typer.Option(help="Amount in UFEMG, e.g. 500 or 123.4567.")],
     reason: Annotated[str, typer.Option()],
+    amount: Annotated[
+        str | None, typer.Option(help="Amount in UFEMG, e.g. 500 or 123.4567.")
+    ] = None,
+    percent: Annotated[str | None, typer.Option(help="% of the month's supply value.")] = None,
+    month: Annotated[
+        str | None, typer.Option(help="First invoice month that bills it (default: this one).")
+    ] = None,
 ) -> None:
-    """Record a fine in UFEMG (Art. 45 III); billing turns it into an invoice line."""
+    """Impose a fine (Art. 45 III; finance): billing puts it on the next invoice it drafts."""
     with _errors():
-        typer.echo(str(_service(ctx).fine(partner, reason, amount, actor=_actor()).id))
+        fine = _service(ctx).fine(
+            partner, reason, amount, percent=percent, month=month, actor=_actor(ctx)
+        )
+    typer.echo(str(fine.id))
 
 
 # -- contracts --------------------------------------------------------------------------------
@@ -241,7 +298,7 @@ def contract_request(
 ) -> None:
     """Open a paid supply request; it waits for the analysis fee (Art. 9). Id printed last."""
     with _errors():
-        c = _service(ctx).request_supply(partner, kind, sla=sla, actor=_actor())
+        c = _service(ctx).request_supply(partner, kind, sla=sla, actor=_actor(ctx))
     typer.echo(str(c.id))
 
 
@@ -274,14 +331,14 @@ def contract_authorize(
             tables=_tables(tables),
             rate_per_second=rate_per_second,
             rate_per_minute=rate_per_minute,
-            actor=_actor(),
+            actor=_actor(ctx),
         )
     typer.echo(str(c.id))
 
 
 def _transition(ctx: typer.Context, contract: int, event: Event, **facts: Any) -> None:
     with _errors():
-        c = _service(ctx).transition(contract, event, actor=_actor(), **facts)
+        c = _service(ctx).transition(contract, event, actor=_actor(ctx), **facts)
     typer.echo(f"contract {c.id} is now {c.state}")
 
 
@@ -370,11 +427,29 @@ def contract_cancel(ctx: typer.Context, contract: int) -> None:
 
 
 @contract_app.command("secrecy")
-def contract_secrecy(ctx: typer.Context, contract: int) -> None:
+def contract_secrecy(
+    ctx: typer.Context,
+    contract: int,
+    signed_by: Annotated[str | None, typer.Option(help="Who signed it for the partner.")] = None,
+) -> None:
     """Record the signed secrecy/LGPD commitment (Art. 35 I f)."""
     with _errors():
-        _service(ctx).accept_secrecy_term(contract, actor=_actor())
+        _service(ctx).accept_secrecy_term(contract, signed_by=signed_by, actor=_actor(ctx))
     typer.echo(f"contract {contract}: secrecy term accepted")
+
+
+@contract_app.command("approve-terms")
+def contract_approve_terms(
+    ctx: typer.Context,
+    contract: int,
+    terms: Annotated[
+        Path, typer.Option(help="Contract terms (TOML).", exists=True, dir_okay=False)
+    ],
+) -> None:
+    """Finance's sign-off on priced terms: an operator may then activate/migrate with them."""
+    with _errors():
+        _service(ctx).approve_terms(contract, terms.read_text(encoding="utf-8"), actor=_actor(ctx))
+    typer.echo(f"contract {contract}: terms approved")
 
 
 @contract_app.command("list")
@@ -397,7 +472,7 @@ def contract_overdue(ctx: typer.Context) -> None:
 @contract_app.command("sweep")
 def contract_sweep(ctx: typer.Context) -> None:
     """End sandbox authorizations whose window has passed (Art. 40 I)."""
-    ended = _service(ctx).sweep(actor=_actor())
+    ended = _service(ctx).sweep(actor=_actor(ctx))
     typer.echo(f"ended {len(ended)} expired authorization(s): {[c.id for c in ended]}")
 
 
@@ -410,7 +485,7 @@ def member_add(
 ) -> None:
     """Credential a new member of the authorized team; the member id is printed last."""
     with _errors():
-        m = _service(ctx).add_member(partner, name, email=email, actor=_actor())
+        m = _service(ctx).add_member(partner, name, email=email, actor=_actor(ctx))
     typer.echo(str(m.id))
 
 
@@ -418,7 +493,7 @@ def member_add(
 def member_remove(ctx: typer.Context, member: int) -> None:
     """Remove a member from the team; every key they hold is revoked."""
     with _errors():
-        revoked = _service(ctx).remove_member(member, actor=_actor())
+        revoked = _service(ctx).remove_member(member, actor=_actor(ctx))
     typer.echo(f"member {member} removed; revoked keys: {revoked}")
 
 
@@ -439,7 +514,7 @@ def key_create(
     """Create an API key for PARTNER; the key is printed last, and only this once."""
     with _errors():
         key = _service(ctx).create_key(
-            partner, member_id=member, tables=_tables(tables), actor=_actor()
+            partner, member_id=member, tables=_tables(tables), actor=_actor(ctx)
         )
     typer.echo("new API key (store it now: it is not shown again):", err=True)
     typer.echo(key)
@@ -448,7 +523,7 @@ def key_create(
 @key_app.command("revoke")
 def key_revoke(ctx: typer.Context, key_id: str) -> None:
     """Revoke a key by its id (the 16 hex characters after 'df_')."""
-    if not _service(ctx).revoke_key(key_id, actor=_actor()):
+    if not _service(ctx).revoke_key(key_id, actor=_actor(ctx)):
         typer.echo(f"error: no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
@@ -458,7 +533,7 @@ def key_revoke(ctx: typer.Context, key_id: str) -> None:
 def key_rotate(ctx: typer.Context, key_id: str) -> None:
     """Replace a key (same member and scope); the old one stops working. New key printed last."""
     with _errors():
-        key = _service(ctx).rotate_key(key_id, actor=_actor())
+        key = _service(ctx).rotate_key(key_id, actor=_actor(ctx))
     typer.echo(f"{key_id} revoked; new API key (store it now):", err=True)
     typer.echo(key)
 
@@ -486,7 +561,7 @@ def sanction_list(ctx: typer.Context, partner: int | None = None) -> None:
 def sanction_lift(ctx: typer.Context, sanction: int) -> None:
     """Lift a sanction (a suspension ends at once)."""
     with _errors():
-        _service(ctx).lift(sanction, actor=_actor())
+        _service(ctx).lift(sanction, actor=_actor(ctx))
     typer.echo(f"sanction {sanction} lifted")
 
 
@@ -533,14 +608,14 @@ def staff_create(
     ctx: typer.Context, name: str, role: Annotated[Role, typer.Option(help="Staff role.")]
 ) -> None:
     """Create an admin/finance API credential; the token is printed last, only this once."""
-    token = _service(ctx).create_staff(name, role, actor=_actor())
+    token = _service(ctx).create_staff(name, role, actor=_actor(ctx))
     typer.echo(f"{role} credential for {name} (store it now):", err=True)
     typer.echo(token)
 
 
 @staff_app.command("revoke")
 def staff_revoke(ctx: typer.Context, key_id: str) -> None:
-    if not _service(ctx).revoke_staff(key_id, actor=_actor()):
+    if not _service(ctx).revoke_staff(key_id, actor=_actor(ctx)):
         typer.echo(f"error: no active staff credential {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")

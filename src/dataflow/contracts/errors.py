@@ -12,6 +12,7 @@ __all__ = [
     "MemberNotFound",
     "NotPermitted",
     "PartnerNotFound",
+    "RoleRequired",
     "SanctionNotFound",
     "SchemaNotMigrated",
 ]
@@ -98,6 +99,21 @@ class ContractInvalid(ContractsError):
         super().__init__(f"contract {source}: {problem}")
         self.source = source
         self.problem = problem
+
+
+class RoleRequired(ContractsError):
+    """The actor's staff role may not do this (separation of duties); nothing was changed."""
+
+    def __init__(self, action: str, roles: list[str], actor: str, role: str) -> None:
+        needed = " or ".join(roles)
+        super().__init__(
+            f"{action} needs the {needed} role; {actor} acts as {role}. Nothing was changed: "
+            f"ask a {needed} colleague (on the CLI, DATAFLOW_STAFF_TOKEN names who acts)"
+        )
+        self.action = action
+        self.roles = roles
+        self.actor = actor
+        self.role = role
 
 
 class SchemaNotMigrated(RuntimeError):

@@ -146,6 +146,8 @@ class Contract(msgspec.Struct, frozen=True, kw_only=True):
     rate_per_second: int | None = None
     rate_per_minute: int | None = None
     secrecy_term_accepted: bool = False
+    secrecy_signed_by: str | None = None
+    approved_terms_toml: str | None = None
     requested_at: datetime | None = None
     fee_paid_at: datetime | None = None
     budget_due: date | None = None
@@ -188,6 +190,8 @@ class Sanction(msgspec.Struct, frozen=True, kw_only=True):
     amount_ufemg: str | None
     lifted_at: datetime | None
     imposed_by: str
+    percent: str | None = None  # fines: a percentage of the month's supply instead of an amount
+    bill_month: str | None = None  # fines: the first month whose invoice bills it
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

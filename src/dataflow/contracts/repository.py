@@ -148,6 +148,8 @@ def _contract(r: RowMapping) -> Contract:
         rate_per_second=r["rate_per_second"],
         rate_per_minute=r["rate_per_minute"],
         secrecy_term_accepted=bool(r["secrecy_term_accepted"]),
+        secrecy_signed_by=r["secrecy_signed_by"],
+        approved_terms_toml=r["approved_terms_toml"],
         requested_at=as_utc(r["requested_at"]),
         fee_paid_at=as_utc(r["fee_paid_at"]),
         budget_due=r["budget_due"],
@@ -183,6 +185,8 @@ def _sanction(r: RowMapping) -> Sanction:
         amount_ufemg=r["amount_ufemg"],
         lifted_at=as_utc(r["lifted_at"]),
         imposed_by=r["imposed_by"],
+        percent=r["percent"],
+        bill_month=r["bill_month"],
     )
 
 

@@ -90,6 +90,10 @@ contracts = Table(
     Column("rate_per_second", Integer, nullable=True),
     Column("rate_per_minute", Integer, nullable=True),
     Column("secrecy_term_accepted", Boolean, nullable=False, default=False),
+    Column("secrecy_signed_by", String(200), nullable=True),  # who signed it (Art. 35 I f)
+    # terms finance approved (a contract to activate, a sandbox to migrate): an operator may put
+    # exactly these in force; other priced terms need the finance role
+    Column("approved_terms_toml", Text, nullable=True),
     Column("requested_at", DateTime(timezone=True), nullable=True),
     Column("fee_paid_at", DateTime(timezone=True), nullable=True),
     Column("budget_due", Date, nullable=True),  # Art. 12/13: 30 or 60 days after the fee
@@ -143,6 +147,10 @@ sanctions = Table(
     Column("amount_ufemg", String(32), nullable=True),  # exact decimal as text
     Column("lifted_at", DateTime(timezone=True), nullable=True),
     Column("imposed_by", String(200), nullable=False),
+    # fines only: a percentage of the month's supply instead of an amount, and the first month
+    # whose invoice bills it (billing links the invoice line to the sanction: one path)
+    Column("percent", String(32), nullable=True),
+    Column("bill_month", String(7), nullable=True),
 )
 
 # Staff credentials for the admin/finance API: separate from partner keys.

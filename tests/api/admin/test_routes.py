@@ -102,6 +102,19 @@ def _fresh_suspension(w: World) -> tuple[str, dict[str, Any] | None]:
     return f"/admin/v1/sanctions/{s.id}/lift", None
 
 
+def _fresh_fine(w: World) -> tuple[str, dict[str, Any] | None]:
+    s = w.service.fine(w.b, "matrix", "10")
+    return f"/admin/v1/sanctions/{s.id}/lift", None
+
+
+TERMS = 'kind = "continuous"\nstart = 2026-01-01\nunit_price_ufemg = "0.02"\n'
+
+
+def _fresh_request(w: World) -> tuple[str, dict[str, Any] | None]:
+    c = w.service.request_supply(w.b, ContractKind.CONTINUOUS)
+    return f"/admin/v1/contracts/{c.id}/approved-terms", {"terms_toml": TERMS}
+
+
 # (handler, case, method, target, roles allowed)
 MATRIX: list[tuple[str, str, str, Target, frozenset[Role]]] = [
     ("list_partners", "list partners", "GET", _fixed("/admin/v1/partners"), ALL),
@@ -207,7 +220,9 @@ MATRIX: list[tuple[str, str, str, Target, frozenset[Role]]] = [
         ),
         frozenset({FIN}),
     ),
-    ("lift_sanction", "lift sanction", "POST", _fresh_suspension, frozenset({OP})),
+    ("lift_sanction", "lift suspension", "POST", _fresh_suspension, frozenset({OP})),
+    ("lift_sanction", "lift fine", "POST", _fresh_fine, frozenset({FIN})),
+    ("approve_terms", "approve priced terms", "POST", _fresh_request, frozenset({FIN})),
     ("audit_log", "audit log", "GET", _fixed("/admin/v1/audit?partner_id={b}"), frozenset({AUD})),
     ("usage_report_csv", "usage csv", "GET", _fixed("/admin/v1/partners/{b}/usage.csv"), ALL),
     ("usage_report_png", "usage png", "GET", _fixed("/admin/v1/partners/{b}/usage.png"), ALL),
@@ -281,3 +296,28 @@ async def test_domain_errors_are_problems(world: World) -> None:
     assert r.status_code == 404
     r = await world.client.post("/admin/v1/partners", json={"nome": "X"}, headers=op)
     assert r.status_code == 400
+
+
+async def test_priced_terms_need_finance(world: World) -> None:
+    """An operator puts in force only the terms finance approved on the contract (Art. 11, 13)."""
+    op, fin = world.auth(world.staff[Role.OPERATOR]), world.auth(world.staff[Role.FINANCE])
+    c = world.service.request_supply(world.b, ContractKind.CONTINUOUS)
+    for e in (Event.PAY_FEE, Event.ISSUE_BUDGET, Event.ACCEPT):
+        world.service.transition(c.id, e, budget_ufemg="100")
+    events = f"/admin/v1/contracts/{c.id}/events"
+    r = await world.client.post(events, json={"event": "activate", "terms_toml": TERMS}, headers=op)
+    assert r.status_code == 403 and "finance" in r.json()["detail"]
+    assert world.service.contract(c.id).state == "accepted"  # nothing changed
+    r = await world.client.post(
+        f"/admin/v1/contracts/{c.id}/approved-terms", json={"terms_toml": TERMS}, headers=fin
+    )
+    assert r.status_code == 200
+    cheaper = TERMS.replace("0.02", "0.01")
+    r = await world.client.post(
+        events, json={"event": "activate", "terms_toml": cheaper}, headers=op
+    )
+    assert r.status_code == 403  # not the approved terms
+    r = await world.client.post(events, json={"event": "activate"}, headers=op)
+    assert r.status_code == 200 and r.json()["terms_toml"] == TERMS  # the approved ones
+    actions = [e.action for e in world.service.audit(entity="contract") if e.entity_id == str(c.id)]
+    assert actions[-2:] == ["contract.approve_terms", "contract.activate"]

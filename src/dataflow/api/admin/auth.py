@@ -16,6 +16,7 @@ from litestar.datastructures import State
 
 from dataflow.api.errors import Problem
 from dataflow.api.state import ApiState
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.keys import STAFF_PREFIX, parse_key, secret_matches
 from dataflow.contracts.models import Role, StaffCredential
 from dataflow.contracts.service import ContractsService
@@ -30,9 +31,9 @@ class Staff:
     role: Role
 
     @property
-    def actor(self) -> str:
-        """How the audit log names this person."""
-        return f"staff:{self.name}({self.role})"
+    def actor(self) -> Actor:
+        """This person as the services see them: the audit log's name and their role."""
+        return Actor(f"staff:{self.name}({self.role})", self.role)
 
 
 class StaffRing:

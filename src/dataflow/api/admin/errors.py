@@ -18,6 +18,7 @@ from dataflow.contracts.errors import (
     MemberNotFound,
     NotPermitted,
     PartnerNotFound,
+    RoleRequired,
     SanctionNotFound,
 )
 
@@ -27,6 +28,10 @@ _NOT_FOUND = (PartnerNotFound, ContractNotFound, MemberNotFound, KeyNotFound, Sa
 
 
 def _contracts_error(request: Request[Any, Any, Any], exc: ContractsError) -> Response[bytes]:
+    if isinstance(exc, RoleRequired):
+        return Problem(
+            403, "role-forbidden", "Not allowed for your role", str(exc), role=exc.role
+        ).to_response(request)
     if isinstance(exc, _NOT_FOUND):
         return Problem(404, "not-found", "Not found", str(exc)).to_response(request)
     if isinstance(exc, ForbiddenTransition):

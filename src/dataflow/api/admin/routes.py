@@ -2,8 +2,10 @@
 method, answer — every change is audited by the service under the staff member's name.
 
 Roles: operator (STI) manages partners, contracts, team, keys and suspensions; finance (SAIF)
-records fees, budgets, acceptance and fines and reads usage; auditor reads everything, including
-the audit log, and changes nothing.
+records fees, budgets, acceptance, fines (imposing and lifting) and approves priced terms;
+auditor reads everything, including the audit log, and changes nothing. The routes check the
+role early; the services check it again where it depends on the data (lifting a fine, priced
+terms on activate/migrate), so the rule holds on every door.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from dataflow.api.admin.schemas import (
     MemberIn,
     PartnerIn,
     SanctionIn,
+    TermsIn,
 )
 from dataflow.api.routes.common import document_problems
 from dataflow.api.state import ApiState
+from dataflow.contracts.actors import EVENT_ROLES
 from dataflow.contracts.errors import InvalidInput, KeyNotFound
-from dataflow.contracts.lifecycle import Event
 from dataflow.contracts.models import ContractKind, Role, SanctionKind
 from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
 from dataflow.contracts.service import ContractsService
@@ -43,13 +46,6 @@ T = TypeVar("T")
 ANY_STAFF = (Role.OPERATOR, Role.FINANCE, Role.AUDITOR)
 OPERATOR = (Role.OPERATOR,)
 FINANCE = (Role.FINANCE,)
-# Money events belong to finance; the rest of the lifecycle to operators.
-EVENT_ROLES = {
-    **dict.fromkeys(Event, OPERATOR),
-    Event.PAY_FEE: FINANCE,
-    Event.ISSUE_BUDGET: FINANCE,
-    Event.ACCEPT: FINANCE,
-}
 JSON = "application/json"
 
 
@@ -325,8 +321,15 @@ async def impose_sanction(
             actor=staff.actor,
         )
     else:
-        amount = data.amount_ufemg if data.amount_ufemg is not None else "missing"
-        s = await _call(service.fine, partner_id, data.reason, amount, actor=staff.actor)
+        s = await _call(
+            service.fine,
+            partner_id,
+            data.reason,
+            data.amount_ufemg,
+            percent=data.percent,
+            month=data.month,
+            actor=staff.actor,
+        )
     return _json(s, 201)
 
 
@@ -334,8 +337,24 @@ async def impose_sanction(
 async def lift_sanction(
     request: Request[Any, Any, Any], state: State, sanction_id: FromPath[int]
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    # which role may lift depends on the sanction (fines are finance's): the service decides
+    staff = await require(request, state, Role.OPERATOR, Role.FINANCE)
     return _json(await _call(_contracts(state).lift, sanction_id, actor=staff.actor))
+
+
+@post("/contracts/{contract_id:int}/approved-terms")
+async def approve_terms(
+    request: Request[Any, Any, Any],
+    state: State,
+    contract_id: FromPath[int],
+    data: JSONBody[TermsIn],
+) -> Response[bytes]:
+    staff = await require(request, state, *FINANCE)
+    return _json(
+        await _call(
+            _contracts(state).approve_terms, contract_id, data.terms_toml, actor=staff.actor
+        )
+    )
 
 
 @get("/audit")
@@ -390,6 +409,7 @@ admin_router = Router(
             show_contract,
             contract_event,
             contract_secrecy,
+            approve_terms,
             overdue_budgets,
             add_member,
             remove_member,

@@ -10,7 +10,16 @@ import msgspec
 from dataflow.contracts.lifecycle import EndReason, Event
 from dataflow.contracts.models import ContractKind, Plan, SanctionKind
 
-__all__ = ["ContactIn", "ContractIn", "EventIn", "KeyIn", "MemberIn", "PartnerIn", "SanctionIn"]
+__all__ = [
+    "ContactIn",
+    "ContractIn",
+    "EventIn",
+    "KeyIn",
+    "MemberIn",
+    "PartnerIn",
+    "SanctionIn",
+    "TermsIn",
+]
 
 
 class PartnerIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -67,3 +76,12 @@ class SanctionIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     days: float | None = None
     until: datetime | None = None
     amount_ufemg: Decimal | None = None
+    # fines: a percentage of the month's supply instead of an amount, and the first month billed
+    percent: Decimal | None = None
+    month: str | None = None
+
+
+class TermsIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Priced contract terms (the TOML of DESIGN §10) that finance approves on a contract."""
+
+    terms_toml: str

@@ -14,14 +14,13 @@ from dataflow.contracts.models import AuditEntry, Contract, Entitlement, Sanctio
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.service.agreements import AgreementsOps, current_contract
 from dataflow.contracts.service.entitlements import derive_entitlement
-from dataflow.contracts.service.partners import PartnersOps
 from dataflow.contracts.service.sanctions import SanctionsOps
 from dataflow.contracts.service.staff import StaffOps
 
 __all__ = ["ContractsService", "current_contract", "derive_entitlement"]
 
 
-class ContractsService(PartnersOps, AgreementsOps, SanctionsOps, StaffOps):
+class ContractsService(AgreementsOps, SanctionsOps, StaffOps):
     """The control plane. ``clock`` is injectable so lifecycle rules can be tested on any date."""
 
     # -- entitlements ---------------------------------------------------------------------------

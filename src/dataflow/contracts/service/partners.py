@@ -6,12 +6,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
+from dataflow.contracts.actors import SYSTEM, Actor
 from dataflow.contracts.errors import InvalidInput, PartnerNotFound
-from dataflow.contracts.guards import parse_terms
-from dataflow.contracts.models import Contact, ContractKind, ContractState, Partner, Plan
+from dataflow.contracts.models import Contact, Partner, Plan
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.service.team import TeamOps
-from dataflow.contracts.tables import contacts, contracts, partners
+from dataflow.contracts.tables import contacts, partners
 from dataflow.invoices.checkdigits import is_valid_cnpj
 
 
@@ -45,7 +45,7 @@ class PartnersOps(TeamOps):
         cnpj: str | None = None,
         representative: str | None = None,
         email: str | None = None,
-        actor: str = "system",
+        actor: Actor = SYSTEM,
     ) -> Partner:
         """A partner with no contract yet: it can receive no data until one is in force."""
         clean = self._check_cnpj(cnpj)
@@ -66,7 +66,7 @@ class PartnersOps(TeamOps):
         representative: str | None,
         email: str | None,
         now: datetime,
-        actor: str,
+        actor: Actor,
     ) -> Partner:
         if not name.strip():
             raise InvalidInput("name", "a partner needs a name")
@@ -88,7 +88,7 @@ class PartnersOps(TeamOps):
         partner = self._partner_or_raise(conn, pid)
         Repo.audit(
             conn,
-            actor=actor,
+            actor=actor.name,
             action="partner.create",
             entity="partner",
             entity_id=pid,
@@ -101,63 +101,6 @@ class PartnersOps(TeamOps):
             conn, pid, representative or f"{name} (representative)", email, now, actor
         )
         return partner
-
-    def create_partner(
-        self,
-        name: str,
-        plan: Plan,
-        *,
-        monthly_cap: int | None = None,
-        contract_toml: str | None = None,
-        cnpj: str | None = None,
-        actor: str = "system",
-    ) -> Partner:
-        """Register a partner whose contract is in force at once (the `partner create` shortcut).
-
-        Its terms become an active contract (continuous) or authorization (sandbox): the quick
-        path of the CLI and the demo; the full lifecycle starts with ``request_supply`` or
-        ``authorize_sandbox`` instead.
-        """
-        clean = self._check_cnpj(cnpj)
-        start = end = None
-        if contract_toml is not None:
-            start, end, terms_cap = parse_terms(contract_toml, "contract")
-            monthly_cap = monthly_cap if monthly_cap is not None else terms_cap
-        now = self.now()
-        kind = ContractKind.SANDBOX if plan is Plan.SANDBOX else ContractKind.CONTINUOUS
-        with self._tx() as conn:
-            partner = self._insert_partner(
-                conn, name, plan, clean, monthly_cap, contract_toml, None, None, now, actor
-            )
-            cid = Repo.insert(
-                conn,
-                contracts,
-                partner_id=partner.id,
-                kind=kind.value,
-                state=ContractState.ACTIVE.value,
-                modality=ContractKind.CONTINUOUS.value,
-                terms_toml=contract_toml,
-                start_date=start,
-                end_date=end,
-                monthly_cap=monthly_cap,
-                secrecy_term_accepted=True,
-                requested_at=now,
-                accepted_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            contract = Repo.get_contract(conn, cid)
-            Repo.audit(
-                conn,
-                actor=actor,
-                action="contract.create",
-                entity="contract",
-                entity_id=cid,
-                partner_id=partner.id,
-                after=contract,
-                at=now,
-            )
-            return partner
 
     def partner(self, partner_id: int) -> Partner:
         with self.engine.connect() as conn:
@@ -175,7 +118,7 @@ class PartnersOps(TeamOps):
         name: str,
         email: str | None = None,
         phone: str | None = None,
-        actor: str = "system",
+        actor: Actor = SYSTEM,
     ) -> Contact:
         if kind not in ("legal", "technical", "billing"):
             raise InvalidInput("kind", f"{kind!r}: expected legal, technical or billing")
@@ -195,7 +138,7 @@ class PartnersOps(TeamOps):
             contact = next(c for c in Repo.contacts(conn, partner_id) if c.id == cid)
             Repo.audit(
                 conn,
-                actor=actor,
+                actor=actor.name,
                 action="contact.add",
                 entity="contact",
                 entity_id=cid,

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import update
 
+from dataflow.contracts.actors import SYSTEM, Actor
 from dataflow.contracts.errors import InvalidInput, SanctionNotFound
-from dataflow.contracts.models import Sanction, SanctionKind
+from dataflow.contracts.models import Role, Sanction, SanctionKind
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.service.base import SAO_PAULO, ServiceBase
 from dataflow.contracts.tables import sanctions as sanctions_table
+
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def _positive(value: Decimal | str, what: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput(what, f"{value!r} is not a number") from None
+    if not number.is_finite() or number <= 0:
+        raise InvalidInput(what, "a fine is a positive amount of UFEMG or percentage")
+    return number
 
 
 class SanctionsOps(ServiceBase):
@@ -23,8 +37,15 @@ class SanctionsOps(ServiceBase):
         *,
         until: datetime | None = None,
         amount_ufemg: str | None = None,
-        actor: str,
+        percent: str | None = None,
+        bill_month: str | None = None,
+        actor: Actor,
     ) -> Sanction:
+        # Art. 45: warnings and suspensions are the operators'; fines are money, finance's.
+        actor.require(
+            Role.FINANCE if kind is SanctionKind.FINE else Role.OPERATOR,
+            action=f"imposing a {kind} (Art. 45)",
+        )
         if not reason.strip():
             raise InvalidInput("reason", "a sanction needs the CGMD-SEF deliberation or motive")
         now = self.now()
@@ -40,12 +61,14 @@ class SanctionsOps(ServiceBase):
                 starts_at=now,
                 until=until,
                 amount_ufemg=amount_ufemg,
-                imposed_by=actor,
+                percent=percent,
+                bill_month=bill_month,
+                imposed_by=actor.name,
             )
             sanction = Repo.get_sanction(conn, sid)
             Repo.audit(
                 conn,
-                actor=actor,
+                actor=actor.name,
                 action=f"sanction.{kind}",
                 entity="sanction",
                 entity_id=sid,
@@ -56,7 +79,7 @@ class SanctionsOps(ServiceBase):
             assert sanction is not None
             return sanction
 
-    def warn(self, partner_id: int, reason: str, *, actor: str = "system") -> Sanction:
+    def warn(self, partner_id: int, reason: str, *, actor: Actor = SYSTEM) -> Sanction:
         return self._sanction(partner_id, SanctionKind.WARNING, reason, actor=actor)
 
     def suspend(
@@ -66,7 +89,7 @@ class SanctionsOps(ServiceBase):
         *,
         until: datetime | None = None,
         days: float | None = None,
-        actor: str = "system",
+        actor: Actor = SYSTEM,
     ) -> Sanction:
         """Suspend supply for a period (Art. 45 II); access resumes by itself at ``until``."""
         if days is not None:
@@ -78,27 +101,55 @@ class SanctionsOps(ServiceBase):
         return self._sanction(partner_id, SanctionKind.SUSPENSION, reason, until=until, actor=actor)
 
     def fine(
-        self, partner_id: int, reason: str, amount_ufemg: Decimal | str, *, actor: str = "system"
+        self,
+        partner_id: int,
+        reason: str,
+        amount_ufemg: Decimal | str | None = None,
+        *,
+        percent: Decimal | str | None = None,
+        month: str | None = None,
+        actor: Actor = SYSTEM,
     ) -> Sanction:
-        """A fine in UFEMG (Art. 45 III); billing turns it into an invoice line."""
-        try:
-            amount = Decimal(str(amount_ufemg))
-        except InvalidOperation:
-            raise InvalidInput("amount", f"{amount_ufemg!r} is not a number") from None
-        if not amount.is_finite() or amount <= 0:
-            raise InvalidInput("amount", "a fine is a positive amount of UFEMG")
-        amount = amount.quantize(Decimal("0.0001"))
+        """An Art. 45 III fine: a fixed amount in UFEMG or a percentage of a month's supply.
+
+        The one record of the decision, whichever door it comes in by (``partner fine``,
+        ``billing fine``, the admin API): billing bills it on the partner's first monthly draft
+        for ``month`` (default: this month, America/Sao_Paulo) or later.
+        """
+        if (amount_ufemg is None) == (percent is None):
+            raise InvalidInput("amount", "a fine is either an amount in UFEMG or a percentage")
+        amount = None if amount_ufemg is None else _positive(amount_ufemg, "amount")
+        pct = None if percent is None else _positive(percent, "percent")
+        if pct is not None and pct > 100:
+            raise InvalidInput("percent", "a percentage of the month's supply is at most 100")
+        bill_month = month or f"{self.now().astimezone(SAO_PAULO):%Y-%m}"
+        if not _MONTH.fullmatch(bill_month):
+            raise InvalidInput("month", f"{bill_month!r}: expected YYYY-MM")
         return self._sanction(
-            partner_id, SanctionKind.FINE, reason, amount_ufemg=str(amount), actor=actor
+            partner_id,
+            SanctionKind.FINE,
+            reason,
+            amount_ufemg=None if amount is None else str(amount.quantize(Decimal("0.0001"))),
+            percent=None if pct is None else str(pct),
+            bill_month=bill_month,
+            actor=actor,
         )
 
-    def lift(self, sanction_id: int, *, actor: str = "system") -> Sanction:
-        """End a suspension early (or withdraw a warning or fine)."""
+    def lift(self, sanction_id: int, *, actor: Actor = SYSTEM) -> Sanction:
+        """End a suspension early, or withdraw a warning or a fine (a fine: finance only).
+
+        A withdrawn fine leaves its draft at the next billing run; one already on an issued
+        invoice is credited back by the next run (a credit note naming the sanction).
+        """
         now = self.now()
         with self._tx() as conn:
             before = Repo.get_sanction(conn, sanction_id)
             if before is None or before.lifted_at is not None:
                 raise SanctionNotFound(sanction_id)
+            actor.require(
+                Role.FINANCE if before.kind is SanctionKind.FINE else Role.OPERATOR,
+                action=f"lifting a {before.kind} (Art. 45)",
+            )
             conn.execute(
                 update(sanctions_table)
                 .where(sanctions_table.c.id == sanction_id)
@@ -107,7 +158,7 @@ class SanctionsOps(ServiceBase):
             after = Repo.get_sanction(conn, sanction_id)
             Repo.audit(
                 conn,
-                actor=actor,
+                actor=actor.name,
                 action="sanction.lift",
                 entity="sanction",
                 entity_id=sanction_id,
@@ -118,16 +169,6 @@ class SanctionsOps(ServiceBase):
             )
             assert after is not None
             return after
-
-    def fines(self, month: str) -> dict[int, list[Sanction]]:
-        """Fines imposed in a billing month (America/Sao_Paulo), not withdrawn, per partner:
-        what billing turns into invoice lines (Art. 45 III)."""
-        out: dict[int, list[Sanction]] = {}
-        for s in self.sanctions():
-            local = s.imposed_at.astimezone(SAO_PAULO).strftime("%Y-%m")
-            if s.kind is SanctionKind.FINE and s.lifted_at is None and local == month:
-                out.setdefault(s.partner_id, []).append(s)
-        return out
 
     def sanctions(self, partner_id: int | None = None) -> list[Sanction]:
         with self.engine.connect() as conn:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
+from dataflow.contracts.actors import SYSTEM, Actor
 from dataflow.contracts.errors import InvalidInput, KeyNotFound, MemberNotFound
 from dataflow.contracts.keys import hash_secret, new_key
 from dataflow.contracts.models import ApiKeyRecord, Contract, KeyCredential, Member
@@ -65,7 +66,7 @@ class TeamOps(ServiceBase):
         name: str,
         email: str | None,
         now: datetime,
-        actor: str,
+        actor: Actor,
     ) -> Member:
         mid = Repo.insert(
             conn, members, partner_id=partner_id, name=name, email=email, added_at=now
@@ -74,7 +75,7 @@ class TeamOps(ServiceBase):
         assert member is not None
         Repo.audit(
             conn,
-            actor=actor,
+            actor=actor.name,
             action="member.add",
             entity="member",
             entity_id=mid,
@@ -85,7 +86,7 @@ class TeamOps(ServiceBase):
         return member
 
     def add_member(
-        self, partner_id: int, name: str, *, email: str | None = None, actor: str = "system"
+        self, partner_id: int, name: str, *, email: str | None = None, actor: Actor = SYSTEM
     ) -> Member:
         """Credential a new member of the authorized team (Art. 35 I e)."""
         now = self.now()
@@ -93,7 +94,7 @@ class TeamOps(ServiceBase):
             self._partner_or_raise(conn, partner_id)
             return self._insert_member(conn, partner_id, name, email, now, actor)
 
-    def remove_member(self, member_id: int, *, actor: str = "system") -> list[str]:
+    def remove_member(self, member_id: int, *, actor: Actor = SYSTEM) -> list[str]:
         """Remove a member from the team and revoke every key they hold; the revoked key ids."""
         now = self.now()
         with self._tx() as conn:
@@ -103,7 +104,7 @@ class TeamOps(ServiceBase):
             conn.execute(update(members).where(members.c.id == member_id).values(removed_at=now))
             Repo.audit(
                 conn,
-                actor=actor,
+                actor=actor.name,
                 action="member.remove",
                 entity="member",
                 entity_id=member_id,
@@ -135,7 +136,7 @@ class TeamOps(ServiceBase):
         *,
         member_id: int | None = None,
         tables: frozenset[str] | None = None,
-        actor: str = "system",
+        actor: Actor = SYSTEM,
     ) -> str:
         """Create a key for a team member and return it in full: the only time it is visible.
 
@@ -151,7 +152,7 @@ class TeamOps(ServiceBase):
         partner_id: int,
         member_id: int | None,
         tables: frozenset[str] | None,
-        actor: str,
+        actor: Actor,
         now: datetime,
     ) -> str:
         self._partner_or_raise(conn, partner_id)
@@ -182,7 +183,7 @@ class TeamOps(ServiceBase):
         )
         Repo.audit(
             conn,
-            actor=actor,
+            actor=actor.name,
             action="key.create",
             entity="key",
             entity_id=key_id,
@@ -198,7 +199,7 @@ class TeamOps(ServiceBase):
         return None if row is None else _key_record(row)
 
     def _revoke(
-        self, conn: Connection, key_id: str, reason: str, actor: str, now: datetime
+        self, conn: Connection, key_id: str, reason: str, actor: Actor, now: datetime
     ) -> bool:
         before = self._key(conn, key_id)
         res = conn.execute(
@@ -210,7 +211,7 @@ class TeamOps(ServiceBase):
             return False
         Repo.audit(
             conn,
-            actor=actor,
+            actor=actor.name,
             action="key.revoke",
             entity="key",
             entity_id=key_id,
@@ -221,11 +222,11 @@ class TeamOps(ServiceBase):
         )
         return True
 
-    def revoke_key(self, key_id: str, *, reason: str = "revoked", actor: str = "system") -> bool:
+    def revoke_key(self, key_id: str, *, reason: str = "revoked", actor: Actor = SYSTEM) -> bool:
         with self._tx() as conn:
             return self._revoke(conn, key_id, reason, actor, self.now())
 
-    def rotate_key(self, key_id: str, *, actor: str = "system") -> str:
+    def rotate_key(self, key_id: str, *, actor: Actor = SYSTEM) -> str:
         """A new key for the same member and scope; the old one stops working at once."""
         now = self.now()
         with self._tx() as conn:  # both or neither
