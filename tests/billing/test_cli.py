@@ -206,3 +206,49 @@ def test_budget_and_analysis_fee(tmp_path: Path) -> None:
     assert fee["total_ufemg"] == "50.0000" and fee["invoice_kind"] == "analysis_fee"
     assert fee["total_brl"] == "289.50"  # 50 × 5.7899 = 289.495 → half up
     assert "datasets/dae.toml: barcode_agency_code" in fee["example_values"]
+
+
+def test_request_daes_drive_the_request(tmp_path: Path) -> None:
+    """Art. 9 IV and 14 from the CLI: pay the fee DAE, then the budget DAE; no pay-fee/accept."""
+    pid = _run(tmp_path, "partner", "register", "Beta", "--plan", "continuous", as_operator=True)
+    code, out, _ = _run(
+        tmp_path, "contract", "request", pid[1].split()[-1], "--kind", "on_demand", as_operator=True
+    )
+    cid = out.split()[-1]
+    code, out, err = _run(tmp_path, "billing", "analysis-fee", "--contract", cid)
+    assert code == 0, err
+    fee = json.loads(out)
+    assert fee["payer_name"] == "Beta" and fee["contract_id"] == int(cid)
+    _run(
+        tmp_path,
+        "billing",
+        "pay",
+        "--reference",
+        fee["dae_reference"],
+        "--amount",
+        fee["total_brl"],
+    )
+    code, out, err = _run(
+        tmp_path,
+        "billing",
+        "budget",
+        "--items",
+        str(REPO / "examples" / "budget-on-demand.toml"),
+        "--contract",
+        cid,
+    )
+    assert code == 0, err
+    budget = json.loads(out)["invoice"]
+    [contract] = [json.loads(x) for x in _run(tmp_path, "contract", "list")[1].splitlines()]
+    assert contract["state"] == "budget_issued" and contract["budget_ufemg"] == "3611.0000"
+    _run(
+        tmp_path,
+        "billing",
+        "pay",
+        "--reference",
+        budget["dae_reference"],
+        "--amount",
+        budget["total_brl"],
+    )
+    [contract] = [json.loads(x) for x in _run(tmp_path, "contract", "list")[1].splitlines()]
+    assert contract["state"] == "accepted"

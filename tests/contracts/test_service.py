@@ -22,6 +22,7 @@ from .conftest import Clock
 OPERATOR = Actor("staff:Op(operator)", Role.OPERATOR)
 FINANCE = Actor("staff:Fin(finance)", Role.FINANCE)
 AUDITOR = Actor("staff:Aud(auditor)", Role.AUDITOR)
+CONTINUOUS_TERMS = 'kind = "continuous"\nstart = 2026-01-01\nunit_price_ufemg = "0.02"\n'
 
 
 def _key_id(key: str) -> str:
@@ -193,3 +194,44 @@ def test_paid_request_carries_scope_and_rates(service: ContractsService) -> None
         p.id, ContractKind.CONTINUOUS, tables=frozenset({"t"}), rate_per_second=5
     )
     assert (c.tables, c.rate_per_second, c.rate_per_minute) == (frozenset({"t"}), 5, None)
+
+
+def test_partner_create_sandbox_takes_the_authorization_guards(
+    service: ContractsService, clock: Clock
+) -> None:
+    """Art. 35–36: the short path is the long one — a window ≤ 12 months from today by default,
+    the secrecy term signed by the representative and audited, a team member, then swept."""
+    p = service.create_partner("Lab", Plan.SANDBOX, monthly_cap=10, representative="Rita Souza")
+    [c] = service.contracts(p.id)
+    assert (c.state, c.start_date, c.end_date) == ("active", date(2026, 3, 2), date(2027, 3, 1))
+    assert (c.secrecy_term_accepted, c.secrecy_signed_by) == (True, "Rita Souza")
+    assert [m.name for m in service.members(p.id)] == ["Rita Souza"]
+    actions = [e.action for e in service.audit(partner_id=p.id, entity="contract")]
+    assert actions == ["contract.authorize", "contract.secrecy", "contract.activate"]
+    secrecy = next(e for e in service.audit(partner_id=p.id) if e.action == "contract.secrecy")
+    assert secrecy.after is not None and secrecy.after["secrecy_signed_by"] == "Rita Souza"
+    for start, end in ((date(2026, 1, 1), date(2029, 1, 1)), (date(2026, 5, 1), date(2026, 4, 1))):
+        with pytest.raises(InvalidInput, match="window"):
+            service.create_partner("Too long", Plan.SANDBOX, start=start, end=end)
+    open_ended = 'kind = "sandbox"\nstart = 2026-04-01\n'  # no end: 12 months from its start
+    q = service.create_partner("Terms", Plan.SANDBOX, contract_toml=open_ended)
+    assert service.contracts(q.id)[0].end_date == date(2027, 3, 31)
+    with pytest.raises(InvalidInput, match="contradicts"):
+        service.create_partner("X", Plan.CONTINUOUS, contract_toml=open_ended)
+    with pytest.raises(InvalidInput, match="contradicts"):
+        service.create_partner("Y", Plan.SANDBOX, contract_toml=CONTINUOUS_TERMS)
+    assert {x.name for x in service.partners()} == {"Lab", "Terms"}  # refusals left nothing
+    clock.advance(days=366)
+    assert {x.partner_id for x in service.sweep()} == {p.id}  # expired: ended by the sweep
+    assert service.entitlement(p.id).status is PartnerStatus.ENDED
+
+
+def test_priced_terms_at_creation_need_finance(service: ContractsService) -> None:
+    with pytest.raises(RoleRequired):
+        service.create_partner(
+            "Acme", Plan.CONTINUOUS, contract_toml=CONTINUOUS_TERMS, actor=OPERATOR
+        )
+    p = service.create_partner(
+        "Acme", Plan.CONTINUOUS, contract_toml=CONTINUOUS_TERMS, actor=FINANCE
+    )
+    assert service.partner(p.id).contract_toml == CONTINUOUS_TERMS

@@ -21,6 +21,7 @@ from dataflow.api.observe import observe
 from dataflow.api.openapi import complete_openapi, openapi_config
 from dataflow.api.routes import routes
 from dataflow.api.state import ApiState
+from dataflow.billing.metrics import OverdueCollector
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
 from dataflow.invoices.reference import ReferenceData, load_reference
@@ -59,6 +60,7 @@ def create_app(
     reference = _reference(settings)
     release = load_release(resolve_release(settings), reference)
     metrics = Metrics()
+    metrics.add_collector(OverdueCollector(contracts.engine))
     api = ApiState(
         release=release,
         keys=KeyRing(contracts),

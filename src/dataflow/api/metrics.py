@@ -16,6 +16,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "use_multiprocess_dir"]
 
@@ -43,6 +44,7 @@ class Metrics:
         if self.multiprocess_dir:  # a worker of `serve`, or a process given the variable
             use_multiprocess_dir(Path(self.multiprocess_dir))
         self.registry = CollectorRegistry(auto_describe=True)
+        self._collectors: list[Collector] = []
         self.requests = Counter(
             "dataflow_http_requests",
             "HTTP requests by route template, method and status",
@@ -94,9 +96,16 @@ class Metrics:
         self._child(self.accesses, table, fmt).inc()
         self.rows.inc(rows)
 
+    def add_collector(self, collector: Collector) -> None:
+        """A collector that reads shared state itself (the database) at scrape time."""
+        self._collectors.append(collector)
+        self.registry.register(collector)
+
     def render(self) -> bytes:
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            for collector in self._collectors:
+                registry.register(collector)
             return bytes(generate_latest(registry))
         return bytes(generate_latest(self.registry))

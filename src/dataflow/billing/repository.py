@@ -41,6 +41,7 @@ __all__ = [
     "lifted_billed_fines",
     "monthly_usage",
     "next_in_sequence",
+    "overdue_invoices",
     "recent_runs",
     "replace_lines",
 ]
@@ -310,6 +311,19 @@ def next_in_sequence(conn: Connection, name: str, count: int = 1) -> int:
         except IntegrityError:  # another transaction created the series first: take the next
             continue
     raise RuntimeError(f"could not allocate a number in series {name!r}")
+
+
+def overdue_invoices(
+    conn: Connection, today: date, *, partner_id: int | None = None
+) -> list[StoredInvoice]:
+    """Issued, unpaid invoices whose due date is before ``today`` (marked overdue or not yet)."""
+    q = select(billing_invoices).where(
+        billing_invoices.c.status.in_(("issued", "overdue")), billing_invoices.c.due_date < today
+    )
+    if partner_id is not None:
+        q = q.where(billing_invoices.c.partner_id == partner_id)
+    rows = conn.execute(q.order_by(billing_invoices.c.due_date, billing_invoices.c.id))
+    return [StoredInvoice.from_row(r) for r in rows.mappings()]
 
 
 def recent_runs(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +321,32 @@ async def test_priced_terms_need_finance(world: World) -> None:
     assert r.status_code == 200 and r.json()["terms_toml"] == TERMS  # the approved ones
     actions = [e.action for e in world.service.audit(entity="contract") if e.entity_id == str(c.id)]
     assert actions[-2:] == ["contract.approve_terms", "contract.activate"]
+
+
+async def test_overdue_invoices_show_on_the_account_and_in_metrics(world: World) -> None:
+    """Art. 14–16: an unpaid DAE past its due date is on the partner's account and in metrics."""
+    from dataflow.billing.budget import analysis_fee_lines
+    from dataflow.billing.reference import BillingReference
+    from dataflow.billing.service import BillingService
+
+    billing = BillingService(
+        world.service.engine, BillingReference.load(Path(__file__).parents[3] / "datasets")
+    )
+    rate, lines = analysis_fee_lines(date(2026, 1, 5), billing.ref.ufemg)
+    inv = billing.lifecycle.create_request_invoice(
+        kind="analysis_fee",
+        payer_name="Alpha Dados",
+        payer_cnpj=None,
+        lines=lines,
+        brl_per_ufemg=rate,
+        partner_id=world.a,
+        now=datetime(2026, 1, 5, 12, tzinfo=UTC),  # due 2026-01-20: long past
+    )
+    r = await world.client.get("/v1/account", headers=world.auth(world.key_a))
+    [late] = r.json()["overdue_invoices"]
+    assert late["number"] == inv.number and late["due_date"] == "2026-01-20"
+    other = await world.client.get("/v1/account", headers=world.auth(world.key_b))
+    assert other.json()["overdue_invoices"] == []
+    metrics = (await world.client.get("/metrics")).text
+    assert "dataflow_billing_overdue_invoices 1.0" in metrics
+    assert f"dataflow_billing_overdue_brl {float(inv.total_brl)}" in metrics

@@ -22,6 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from dataflow.api.admin.errors import contracts_exception_handlers
 from dataflow.api.routes.common import document_problems
 from dataflow.api.state import ApiState
+from dataflow.billing.repository import StoredInvoice, overdue_invoices
 from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
 from dataflow.contracts.service import current_contract
 
@@ -39,6 +40,8 @@ class PartnerSanction(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime | None
     amount_ufemg: str | None
     lifted_at: datetime | None
+    percent: str | None = None  # fines: a percentage of the month's supply instead of an amount
+    bill_month: str | None = None  # fines: the first month whose invoice bills it
 
 
 class PartnerContract(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +105,17 @@ async def account(request: Request[Any, Any, Any], state: State) -> Response[byt
             "team": [{"id": m.id, "name": m.name} for m in api.contracts.members(pid)],
             "key": {"key_id": caller.key_id, "member_id": caller.key.member_id},
             "sanctions": [_partner_view(s, PartnerSanction) for s in api.contracts.sanctions(pid)],
+            # Art. 14–16: DAEs past their due date and unpaid (the decision on them is SEF's)
+            "overdue_invoices": [
+                {
+                    "number": i.number,
+                    "dae_reference": i.dae_reference,
+                    "month": i.month,
+                    "due_date": i.due_date,
+                    "total_brl": i.total_brl,
+                }
+                for i in _overdue(api, pid)
+            ],
         }
 
     body = await asyncio.to_thread(load)
@@ -136,6 +150,11 @@ async def account_usage_png(request: Request[Any, Any, Any], state: State) -> Re
     rows = await asyncio.to_thread(usage_report, api.contracts, caller.partner_id)
     png = await asyncio.to_thread(usage_chart_png, rows, "Your monthly data accesses")
     return Response(png, media_type="image/png")
+
+
+def _overdue(api: ApiState, partner_id: int) -> list[StoredInvoice]:
+    with api.contracts.engine.connect() as conn:
+        return overdue_invoices(conn, api.contracts.today(), partner_id=partner_id)
 
 
 account_router = Router(
