@@ -16,12 +16,11 @@ from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
 from dataflow.api.errors import exception_handlers
 from dataflow.api.execute import QueryRunner
-from dataflow.api.metrics import Metrics
+from dataflow.api.metrics import Metrics, OverdueCollector
 from dataflow.api.observe import observe
 from dataflow.api.openapi import complete_openapi, openapi_config
 from dataflow.api.routes import routes
 from dataflow.api.state import ApiState
-from dataflow.billing.metrics import OverdueCollector
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
 from dataflow.invoices.reference import ReferenceData, load_reference

@@ -9,16 +9,23 @@ in-process registry.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine
 
-__all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "use_multiprocess_dir"]
+from dataflow.billing.lifecycle import SAO_PAULO
+from dataflow.billing.repository import overdue_invoices
+
+__all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "OverdueCollector", "use_multiprocess_dir"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
@@ -109,3 +116,26 @@ class Metrics:
                 registry.register(collector)
             return bytes(generate_latest(registry))
         return bytes(generate_latest(self.registry))
+
+
+class OverdueCollector(Collector):
+    """Billing's figures, read from the database at scrape time (every worker answers the same,
+    so they need no multi-process bookkeeping): overdue invoices and what they owe."""
+
+    def __init__(self, engine: Engine, *, today: Callable[[], date] | None = None) -> None:
+        self.engine = engine
+        self._today = today or (lambda: datetime.now(UTC).astimezone(SAO_PAULO).date())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.engine.connect() as conn:
+            late = overdue_invoices(conn, self._today())
+        count = GaugeMetricFamily(
+            "dataflow_billing_overdue_invoices", "Issued invoices past their due date, unpaid"
+        )
+        count.add_metric([], len(late))
+        owed = GaugeMetricFamily(
+            "dataflow_billing_overdue_brl", "Total in BRL of the overdue invoices (before credits)"
+        )
+        owed.add_metric([], float(sum(i.total_brl for i in late)))
+        yield count
+        yield owed

@@ -1,7 +1,9 @@
 """`dataflow partner|contract|member|key|sanction|audit|report|staff …`: the operators' CLI.
 
 Every command runs migrations first (the service does) and writes the audit log as
-``cli:<user>``. Ids are printed last so scripts can capture them.
+``cli:<user>`` (or the staff member ``DATAFLOW_STAFF_TOKEN`` names). Ids are printed last so
+scripts can capture them. The module runs to ~670 lines because every lifecycle event is its own
+command declaring only its own options (STYLE: a command's help is its manual).
 """
 
 from __future__ import annotations
