@@ -113,3 +113,9 @@ def test_example_codes_travel_with_every_output(tmp_path: Path) -> None:
     real = msgspec.structs.replace(REF.dae, example=False)
     real_rows = list(csv.DictReader(io.StringIO(statement_csv([Statement(s.inv, s.lines, real)]))))
     assert {r["example_values"] for r in real_rows} == {""}
+
+
+def test_an_overdue_invoice_still_has_its_dae() -> None:
+    terms = ContractTerms.from_file(REPO / "examples" / "contract-continuous.toml")
+    s = _stored(terms, 150_000, status="overdue")
+    assert s.payable and barcode_is_valid(s.barcode)

@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine
 
+from dataflow.billing.budget import analysis_fee_lines
+from dataflow.billing.repository import StoredInvoice
 from dataflow.billing.service import BillingService
 from dataflow.contracts.actors import Actor
 from dataflow.contracts.errors import RoleRequired
@@ -25,6 +27,22 @@ CONTINUOUS = (
 ISSUE_TIME = datetime(2026, 4, 10, 12, tzinfo=UTC)  # due 15 days later: 2026-04-25
 FIN = Actor("staff:Fin(finance)", Role.FINANCE)
 OP = Actor("staff:Op(operator)", Role.OPERATOR)
+
+
+def _request_dae(
+    billing: BillingService, kind: str, contract_id: int, **kw: object
+) -> StoredInvoice:
+    _, lines = analysis_fee_lines(date(2026, 3, 2), billing.ref.ufemg)
+    return billing.lifecycle.create_request_invoice(
+        kind=kind,
+        payer_name="Beta Ltda",
+        payer_cnpj=None,
+        lines=lines,
+        brl_per_ufemg=billing.ref.ufemg.brl_per_ufemg(2026),
+        contract_id=contract_id,
+        actor=FIN,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def _audit(engine: Engine, **where: object) -> list[tuple[str, str]]:
@@ -142,35 +160,14 @@ def test_paying_request_daes_moves_the_request_on(
     contracts = ContractsService(billing_engine)
     partner = contracts.register_partner("Beta Ltda", Plan.CONTINUOUS, cnpj="11222333000181")
     c = contracts.request_supply(partner.id, ContractKind.ON_DEMAND)
-    rate = billing.ref.ufemg.brl_per_ufemg(2026)
-    from dataflow.billing.budget import analysis_fee_lines
-
-    _, fee_lines = analysis_fee_lines(date(2026, 3, 2), billing.ref.ufemg)
-    fee = billing.lifecycle.create_request_invoice(
-        kind="analysis_fee",
-        payer_name="Beta Ltda",
-        payer_cnpj=None,
-        lines=fee_lines,
-        brl_per_ufemg=rate,
-        contract_id=c.id,
-        actor=FIN,
-    )
+    fee = _request_dae(billing, "analysis_fee", c.id)
     assert fee.partner_id == partner.id and contracts.contract(c.id).state == "requested"
     assert fee.dae_reference is not None
     billing.lifecycle.record_payment(
         fee.dae_reference, fee.total_brl, paid_on=date(2026, 3, 3), actor=FIN
     )
     assert contracts.contract(c.id).state == "fee_paid"
-    budget = billing.lifecycle.create_request_invoice(
-        kind="on_demand",
-        payer_name="Beta Ltda",
-        payer_cnpj=None,
-        lines=fee_lines,
-        brl_per_ufemg=rate,
-        contract_id=c.id,
-        budget_ufemg=Decimal("50"),
-        actor=FIN,
-    )
+    budget = _request_dae(billing, "on_demand", c.id, budget_ufemg=Decimal("50"))
     after = contracts.contract(c.id)
     assert (after.state, after.budget_ufemg) == ("budget_issued", "50")
     assert budget.dae_reference is not None
@@ -187,15 +184,7 @@ def test_paying_request_daes_moves_the_request_on(
     ]
     # a paper payment recorded by hand first: the DAE's payment then changes nothing more
     d = contracts.request_supply(partner.id, ContractKind.CONTINUOUS)
-    paper = billing.lifecycle.create_request_invoice(
-        kind="analysis_fee",
-        payer_name="Beta Ltda",
-        payer_cnpj=None,
-        lines=fee_lines,
-        brl_per_ufemg=rate,
-        contract_id=d.id,
-        actor=FIN,
-    )
+    paper = _request_dae(billing, "analysis_fee", d.id)
     contracts.transition(d.id, Event.PAY_FEE, actor=FIN)
     assert paper.dae_reference is not None
     billing.lifecycle.record_payment(

@@ -14,6 +14,7 @@ import typer
 
 from dataflow.billing.budget import analysis_fee_lines, compute_budget, load_budget_items
 from dataflow.billing.errors import BillingError
+from dataflow.billing.lifecycle import OPEN
 from dataflow.billing.reference import EXAMPLE_WARNING, BillingReference
 from dataflow.billing.schedule import schedules
 from dataflow.billing.service import BillingService, compute_invoice
@@ -343,7 +344,7 @@ def billing_statement(
     lc = service.lifecycle
     ids = list(invoice or [])
     if month:
-        ids += [i.id for i in lc.list_invoices(month=month) if i.status in ("issued", "paid")]
+        ids += [i.id for i in lc.list_invoices(month=month) if i.status in (*OPEN, "paid")]
     if not ids:
         raise _fail(ValueError("no invoices given (ids or --month with issued invoices)"))
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from dataflow.billing.barcode import arrecadacao_barcode, typeable_line
 from dataflow.billing.errors import InvoiceStateError
-from dataflow.billing.lifecycle import SAO_PAULO
+from dataflow.billing.lifecycle import OPEN, SAO_PAULO
 from dataflow.billing.models import InvoiceLine
 from dataflow.billing.money import Brl
 from dataflow.billing.reference import DaeConfig
@@ -52,7 +52,7 @@ class Statement:
     """What a DAE shows, derived once from an issued invoice."""
 
     def __init__(self, inv: StoredInvoice, lines: list[InvoiceLine], dae: DaeConfig) -> None:
-        if inv.status not in ("issued", "paid") or not inv.dae_reference or not inv.due_date:
+        if inv.status not in (*OPEN, "paid") or not inv.dae_reference or not inv.due_date:
             raise InvoiceStateError(inv.id, inv.status, "print a DAE (issue it first)")
         self.inv = inv
         self.lines = lines

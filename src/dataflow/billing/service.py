@@ -104,6 +104,19 @@ def _invoice_row(
     }
 
 
+def _audit_run(conn: Any, action: str, summary: RunSummary, actor: Actor, at: datetime) -> None:
+    Repo.audit(
+        conn,
+        actor=actor.name,
+        action=action,
+        entity="billing_run",
+        entity_id=summary.run_id,
+        partner_id=None,
+        after=summary,
+        at=at,
+    )
+
+
 class BillingService:
     """Stateless but for the engine and reference data; each call owns its transactions."""
 
@@ -144,16 +157,7 @@ class BillingService:
                     .returning(billing_runs.c.id)
                 ).scalar_one()
             )
-            Repo.audit(
-                conn,
-                actor=actor.name,
-                action="billing.run.start",
-                entity="billing_run",
-                entity_id=summary.run_id,
-                partner_id=None,
-                after=summary,
-                at=now,
-            )
+            _audit_run(conn, "billing.run.start", summary, actor, now)
             self._credit_lifted_fines(conn, now, summary, actor)
         summary.overdue = [
             i.number or str(i.id) for i in self.lifecycle.mark_overdue(now=now, actor=actor)
@@ -230,16 +234,7 @@ class BillingService:
                     or None,
                 )
             )
-            Repo.audit(
-                conn,
-                actor=actor.name,
-                action="billing.run.finish",
-                entity="billing_run",
-                entity_id=summary.run_id,
-                partner_id=None,
-                after=summary,
-                at=datetime.now(UTC),
-            )
+            _audit_run(conn, "billing.run.finish", summary, actor, datetime.now(UTC))
         return summary
 
     def _credit_lifted_fines(
