@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from dataflow.aggregation.release import ReleaseSummary
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.models import Plan
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
@@ -110,8 +111,8 @@ def test_suspension_reaches_every_worker_within_seconds(
 ) -> None:
     base, env = running
     service = ContractsService(make_engine(database_url))
-    partner = service.create_partner("Live Ltda", Plan.CONTINUOUS, actor="e2e")
-    key = service.create_key(partner.id, actor="e2e")
+    partner = service.create_partner("Live Ltda", Plan.CONTINUOUS, actor=Actor("e2e"))
+    key = service.create_key(partner.id, actor=Actor("e2e"))
     time.sleep(2.5)  # the new key reaches every worker's snapshot
     with Traffic(_pin_one_client_per_worker(base, key)) as traffic:
         time.sleep(0.5)
