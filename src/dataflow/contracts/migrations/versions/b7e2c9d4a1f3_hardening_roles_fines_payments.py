@@ -1,7 +1,7 @@
 """hardening: actors on billing rows, one path for fines, overdue, request DAEs, secrecy signer
 
 Revision ID: b7e2c9d4a1f3
-Revises: 7d3e5a1f9c42
+Revises: b2e4f6a8c0d1
 Create Date: 2026-12-07 21:00:00.000000
 
 Art. 45 III fines become sanctions only: the rows of ``billing_fines`` move into ``sanctions``
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b7e2c9d4a1f3"
-down_revision = "7d3e5a1f9c42"
+down_revision = "b2e4f6a8c0d1"
 branch_labels = None
 depends_on = None
 
