@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from enum import StrEnum
 
-from dataflow.contracts.models import ContractKind, ContractState, PartnerStatus
+from dataflow.contracts.models import Contract, ContractKind, ContractState, PartnerStatus
 
 __all__ = [
     "BUDGET_DAYS",
@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "add_months",
     "allowed_events",
+    "current_contract",
     "is_sandbox",
     "next_state",
     "partner_status",
@@ -126,3 +127,16 @@ _STATUS = {
 def partner_status(state: ContractState) -> PartnerStatus:
     """What a contract state means for data access (requests not yet in force: pending)."""
     return _STATUS.get(state, PartnerStatus.PENDING)
+
+
+_CLOSED_STATES = (ContractState.ENDED, ContractState.CANCELLED)
+_IN_FORCE_STATES = (ContractState.ACTIVE, ContractState.EXTENDED, ContractState.SUSPENDED)
+
+
+def current_contract(contracts_of_partner: list[Contract]) -> Contract | None:
+    """The contract that governs access: the newest one in force, else the newest still open
+    (a pending request), else the newest closed one."""
+    in_force = [c for c in contracts_of_partner if c.state in _IN_FORCE_STATES]
+    open_ = [c for c in contracts_of_partner if c.state not in _CLOSED_STATES]
+    pool = in_force or open_ or contracts_of_partner
+    return max(pool, key=lambda c: c.id) if pool else None

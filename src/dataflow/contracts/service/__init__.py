@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from dataflow.contracts.errors import PartnerNotFound
+from dataflow.contracts.lifecycle import current_contract
 from dataflow.contracts.models import AuditEntry, Contract, Entitlement, Sanction
 from dataflow.contracts.repository import ContractsRepository as Repo
-from dataflow.contracts.service.agreements import AgreementsOps, current_contract
+from dataflow.contracts.service.agreements import AgreementsOps
 from dataflow.contracts.service.entitlements import derive_entitlement
 from dataflow.contracts.service.sanctions import SanctionsOps
 from dataflow.contracts.service.staff import StaffOps

@@ -10,7 +10,14 @@ from sqlalchemy import Connection
 from dataflow.contracts.actors import EVENT_ROLES, SCHEDULER, SYSTEM, Actor
 from dataflow.contracts.errors import ContractNotFound, InvalidInput, RoleRequired
 from dataflow.contracts.guards import EventFacts, apply_event, parse_terms, sandbox_window_error
-from dataflow.contracts.lifecycle import SANDBOX_MONTHS, EndReason, Event, add_months, is_sandbox
+from dataflow.contracts.lifecycle import (
+    SANDBOX_MONTHS,
+    EndReason,
+    Event,
+    add_months,
+    current_contract,
+    is_sandbox,
+)
 from dataflow.contracts.models import Contract, ContractKind, ContractState, Partner, Plan, Role
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.repository import encode_tables
@@ -19,16 +26,6 @@ from dataflow.contracts.tables import contracts
 from dataflow.contracts.terms import ContractTerms
 
 _CLOSED = (ContractState.ENDED, ContractState.CANCELLED)
-_IN_FORCE = (ContractState.ACTIVE, ContractState.EXTENDED, ContractState.SUSPENDED)
-
-
-def current_contract(contracts_of_partner: list[Contract]) -> Contract | None:
-    """The contract that governs access: the newest one in force, else the newest still open
-    (a pending request), else the newest closed one."""
-    in_force = [c for c in contracts_of_partner if c.state in _IN_FORCE]
-    open_ = [c for c in contracts_of_partner if c.state not in _CLOSED]
-    pool = in_force or open_ or contracts_of_partner
-    return max(pool, key=lambda c: c.id) if pool else None
 
 
 def plan_of(kind: ContractKind) -> Plan:

@@ -9,10 +9,10 @@ from sqlalchemy import Connection, select, update
 from dataflow.contracts.actors import SYSTEM, Actor
 from dataflow.contracts.errors import InvalidInput, KeyNotFound, MemberNotFound
 from dataflow.contracts.keys import hash_secret, new_key
+from dataflow.contracts.lifecycle import current_contract
 from dataflow.contracts.models import ApiKeyRecord, Contract, KeyCredential, Member
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.repository import as_utc, decode_tables, encode_tables
-from dataflow.contracts.service.agreements import current_contract
 from dataflow.contracts.service.base import ServiceBase
 from dataflow.contracts.tables import api_keys, members
 
