@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,22 @@ def server(env: dict[str, str], *args: str) -> Iterator[str]:
         proc.wait(timeout=90)  # a metered server settles once more on shutdown
 
 
+def _varied_script(paths: list[str]) -> str:
+    """A wrk Lua script that sends ``paths`` in turn (each wrk thread from its own offset)."""
+    listed = ",\n".join(json.dumps(p) for p in paths)  # JSON strings are Lua strings here
+    return (
+        f"local paths = {{\n{listed}\n}}\n"
+        "local i = 0\n"
+        "local threads = 0\n"
+        "function setup(thread) threads = threads + 1; thread:set('offset', threads * 97) end\n"
+        "function init(args) i = (offset or 0) % #paths end\n"
+        "function request()\n"
+        "  i = i % #paths + 1\n"
+        "  return wrk.format(nil, paths[i])\n"
+        "end\n"
+    )
+
+
 def wrk(
     url: str,
     *,
@@ -99,24 +116,36 @@ def wrk(
     connections: int = 64,
     threads: int = 2,
     cpus: str | None = None,
+    paths: list[str] | None = None,
 ) -> dict[str, float]:
-    """Run wrk and parse requests/s and latency percentiles (ms); ``cpus`` pins it (taskset)."""
-    out = subprocess.run(
-        [
-            *(["taskset", "-c", cpus] if cpus else []),
-            ensure_wrk(),
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-H",
-            f"Authorization: Bearer {key}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    """Run wrk and parse requests/s and latency percentiles (ms); ``cpus`` pins it (taskset).
+
+    With ``paths`` (path + query strings on ``url``'s host) every request takes the next one in
+    turn: varied queries, so that no answer is the same as the one before.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        extra: list[str] = []
+        if paths:
+            script.write(_varied_script(paths))
+            script.flush()
+            extra = ["-s", script.name]
+        out = subprocess.run(
+            [
+                *(["taskset", "-c", cpus] if cpus else []),
+                ensure_wrk(),
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                *extra,
+                "-H",
+                f"Authorization: Bearer {key}",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
 

@@ -61,7 +61,7 @@ def test_keyset_pages_partition_the_sorted_result(
         params["cnae_division"] = division
     pages = _pages(loaded, params)
     got = pl.concat(pages)
-    frame = loaded.frames[TABLE]
+    frame = loaded.layouts[TABLE].frame()
     if division == "4*":
         frame = frame.filter(pl.col("cnae_division").str.starts_with("4"))
     elif division:

@@ -169,7 +169,7 @@ async def test_failed_response_gives_its_count_back(
         assert ok.status_code == 200
         # Break the loaded table so the query fails after the access was counted.
         api = client.app.state.api
-        api.release.frames[TABLE] = pl.DataFrame({"nothing": [1]})
+        api.release.layouts[TABLE] = None  # every use of it now fails
         failed = await client.get(f"/v1/tables/{TABLE}/rows", headers=auth)
         assert failed.status_code == 500
         # Read the stream before shutdown: the last settlement then trims what it settled.

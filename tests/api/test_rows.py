@@ -37,7 +37,7 @@ async def _all_pages(env: Env, params: dict[str, str]) -> tuple[list[dict[str, o
 
 
 def _frame(env: Env) -> pl.DataFrame:
-    return env.api.release.frames["sales_municipality_cnae_division_month"]
+    return env.api.release.layouts["sales_municipality_cnae_division_month"].frame()
 
 
 async def test_sorted_keyset_pages_cover_the_result_exactly_once(env: Env) -> None:

@@ -1,26 +1,27 @@
 """A published release, loaded read-only for serving: manifest, table frames, public metadata.
 
-This is the read model the API serves. It holds each table in memory as a polars frame (sorted in
-its canonical order, with a row number that keyset cursors point at) and the public description of
-each table: dimensions, levels with their code lists, measures, markers — never the suppression
-parameters, which are confidential.
+This is the read model the API serves. It holds each table in memory in a layout made for its
+queries (``layout.py``: canonical order — sorted by its levels, a row's position being the row id
+that keyset cursors point at —, level indexes, sort keys) and the public description of each table:
+dimensions, levels with their code lists, measures, markers — never the suppression parameters,
+which are confidential.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 import polars as pl
 
+from dataflow.aggregation.layout import TableLayout
 from dataflow.aggregation.levels import TOTAL
 from dataflow.aggregation.release import read_manifest
 from dataflow.invoices.reference import ReferenceData
 
 __all__ = [
     "MARKERS",
-    "ROW_ID",
     "Code",
     "LoadedRelease",
     "PublicDimension",
@@ -31,8 +32,6 @@ __all__ = [
     "TableSummary",
     "load_release",
 ]
-
-ROW_ID = "_row"  # position of a row in its table's canonical order: the keyset tie-breaker
 
 MARKERS = {
     "X": "suppressed to protect fiscal secrecy (value is null)",
@@ -155,8 +154,8 @@ class PublicTable(msgspec.Struct, frozen=True, kw_only=True):
 class LoadedRelease:
     version: str
     path: Path
-    tables: dict[str, PublicTable]
-    frames: dict[str, pl.DataFrame]
+    tables: dict[str, PublicTable] = field(repr=False)
+    layouts: dict[str, TableLayout] = field(repr=False)
 
     def table(self, table_id: str) -> PublicTable:
         try:
@@ -166,7 +165,7 @@ class LoadedRelease:
 
     @property
     def nbytes(self) -> int:
-        return sum(int(df.estimated_size()) for df in self.frames.values())
+        return sum(layout.nbytes for layout in self.layouts.values())
 
 
 def _labels(reference: ReferenceData | None, level: str) -> dict[str, str]:
@@ -199,7 +198,7 @@ def load_release(path: Path, reference: ReferenceData | None = None) -> LoadedRe
     manifest = read_manifest(path)
     version = str(manifest["version"])
     tables: dict[str, PublicTable] = {}
-    frames: dict[str, pl.DataFrame] = {}
+    layouts: dict[str, TableLayout] = {}
     entries = manifest["tables"]
     assert isinstance(entries, list)
     for entry in entries:
@@ -207,7 +206,7 @@ def load_release(path: Path, reference: ReferenceData | None = None) -> LoadedRe
         levels = [lv for h in hierarchies for lv in h.levels]
         measures = list(entry["measures"])
         df = pl.read_parquet(path / entry["file"])
-        df = df.sort(levels).with_row_index(ROW_ID)
+        df = df.sort(levels)
         meta = PublicTable(
             id=entry["id"],
             title=entry.get("title", entry["id"]),
@@ -225,5 +224,6 @@ def load_release(path: Path, reference: ReferenceData | None = None) -> LoadedRe
             markers=MARKERS,
         )
         tables[meta.id] = meta
-        frames[meta.id] = df
-    return LoadedRelease(version=version, path=path, tables=tables, frames=frames)
+        arrow = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+        layouts[meta.id] = TableLayout.build(arrow, levels, measures)
+    return LoadedRelease(version=version, path=path, tables=tables, layouts=layouts)

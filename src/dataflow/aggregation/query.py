@@ -6,6 +6,9 @@ never aggregates microdata (that would let anyone difference two overlapping que
 A cursor carries the release, a fingerprint of the query it belongs to, and the sort key of the last
 row served (plus its row number as the tie-breaker): the next page starts strictly after that key,
 so pages never overlap or skip rows, however deep the client pages.
+
+The rows are found through the table's layout (``layout.py``: level indexes and integer sort keys);
+the tests keep the straightforward polars filter + sort as the reference it must agree with.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
-import polars as pl
 
-from dataflow.aggregation.catalog import ROW_ID, LoadedRelease, PublicTable
-from dataflow.aggregation.levels import TOTAL
+from dataflow.aggregation.catalog import LoadedRelease, PublicTable
+from dataflow.aggregation.layout import Filter, Plan, SortKey, TableLayout
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    from numpy.typing import NDArray
 
 __all__ = [
     "CODE_PATTERN",
@@ -47,6 +54,7 @@ MAX_LIMIT = 10_000  # rows per page for text formats (JSON, CSV)
 DEFAULT_LIMIT = 1_000
 MAX_VALUES = 2_048  # codes in one list filter (the 4 KB query limit comes first)
 MAX_CURSOR_CHARS = 1_024
+_MAX_ROW_ID = 1 << 53
 RESERVED = frozenset({"columns", "limit", "cursor", "format", "sort"})
 CODE_PATTERN = r"[0-9A-Za-z_\-]{1,20}"
 # What a filter value may be: a code, a list, a range with at least one end, or a prefix.
@@ -71,34 +79,6 @@ class CursorMismatch(QueryError):
 
 
 @dataclass(frozen=True, slots=True)
-class Filter:
-    level: str
-    values: tuple[str, ...] = ()
-    low: str | None = None
-    high: str | None = None
-    prefix: str | None = None
-
-    def expr(self) -> pl.Expr:
-        col = pl.col(self.level)
-        if self.prefix is not None:
-            return col.str.starts_with(self.prefix)
-        if self.values:
-            return col.is_in(list(self.values)) if len(self.values) > 1 else col == self.values[0]
-        out = col != TOTAL  # a range selects codes, never the margin
-        if self.low is not None:
-            out = out & (col >= self.low)
-        if self.high is not None:
-            out = out & (col <= self.high)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class SortKey:
-    column: str
-    descending: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class RowQuery:
     """A validated, normalized query: equal queries are equal values (the response cache key)."""
 
@@ -118,9 +98,22 @@ class RowQuery:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    frame: pl.DataFrame
+    """Row positions of one page in page order; encoders read the rows from the layout."""
+
+    layout: TableLayout
+    rows: NDArray[np.int64]
+    columns: tuple[str, ...]
     has_more: bool
     next_cursor: str | None
+
+    @property
+    def height(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The page as a polars frame (a copy of its rows)."""
+        return self.layout.frame(self.rows, self.columns)
 
 
 class _Cursor(msgspec.Struct, frozen=True, array_like=True):
@@ -158,8 +151,10 @@ def decode_cursor(
     kinds = [*numeric, True]
     if len(cur.after) != len(kinds) or type(cur.after[-1]) is not int:
         raise bad
+    if not 0 <= cur.after[-1] < _MAX_ROW_ID:
+        raise bad
     for value, is_number in zip(cur.after, kinds, strict=True):
-        if isinstance(value, str) == is_number:
+        if isinstance(value, str) == is_number or (is_number and math.isnan(value)):  # type: ignore[arg-type]
             raise bad
     return tuple(cur.after)
 
@@ -248,49 +243,12 @@ def parse_query(
     return query
 
 
-def _sort_expr(key: SortKey, measures: Sequence[str]) -> pl.Expr:
-    """Never null, so keys compare totally: suppressed (null) measures sort last either way."""
-    if key.column in measures:
-        fill = -math.inf if key.descending else math.inf
-        return pl.col(key.column).cast(pl.Float64).fill_null(fill).alias(f"__k_{key.column}")
-    return pl.col(key.column).alias(f"__k_{key.column}")
-
-
-def _after_expr(sort: tuple[SortKey, ...], after: tuple[object, ...]) -> pl.Expr:
-    """Rows strictly after ``after`` in (sort keys…, row id) order."""
-    row_id: Any = after[-1]
-    cond: pl.Expr = pl.col(ROW_ID) > row_id
-    value: Any
-    for key, value in reversed(list(zip(sort, after, strict=False))):
-        col = pl.col(f"__k_{key.column}")
-        beyond = (col < value) if key.descending else (col > value)
-        cond = beyond | ((col == value) & cond)
-    return cond
-
-
-def run_query(release: LoadedRelease, query: RowQuery) -> Page:
-    df = release.frames[query.table]
-    measures = release.tables[query.table].measures
-    lf = df.lazy()
-    for f in query.filters:
-        lf = lf.filter(f.expr())
-    names: list[str] = []
-    if query.sort:
-        keys = [_sort_expr(k, measures) for k in query.sort]
-        names = [f"__k_{k.column}" for k in query.sort]
-        lf = lf.with_columns(keys)
-        if query.after is not None:
-            lf = lf.filter(_after_expr(query.sort, query.after))
-        lf = lf.sort([*names, ROW_ID], descending=[*(k.descending for k in query.sort), False])
-    elif query.after is not None:
-        last: Any = query.after[-1]
-        lf = lf.filter(pl.col(ROW_ID) > last)
-    hit = lf.head(query.limit + 1).collect()
-    has_more = hit.height > query.limit
-    page = hit.head(query.limit)
+def run_query(release: LoadedRelease, query: RowQuery, plan: Plan | None = None) -> Page:
+    """The query's page; ``plan`` is the layout's plan of it, when the caller made one."""
+    layout = release.layouts[query.table]
+    found = layout.select(query.filters, query.sort, query.after, query.limit, plan)
     cursor = None
-    if has_more:
-        last = page.row(page.height - 1, named=True)
-        after = [last[n] for n in names] + [int(last[ROW_ID])]
+    if found.has_more:
+        after = layout.cursor_values(query.sort, int(found.rows[-1]))
         cursor = encode_cursor(release.version, query.fingerprint, after)
-    return Page(frame=page.select(query.columns), has_more=has_more, next_cursor=cursor)
+    return Page(layout, found.rows, query.columns, found.has_more, cursor)

@@ -14,6 +14,7 @@ from dataflow.aggregation.catalog import load_release
 from dataflow.aggregation.release import newest_release
 from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
+from dataflow.api.encode import PageEncoder
 from dataflow.api.errors import exception_handlers
 from dataflow.api.execute import QueryRunner
 from dataflow.api.metrics import Metrics, OverdueCollector
@@ -66,7 +67,9 @@ def create_app(
         contracts=contracts,
         meter=meter,
         runner=QueryRunner(
-            timeout_seconds=settings.api_query_seconds, cache_bytes=settings.api_cache_mb << 20
+            PageEncoder(release),
+            timeout_seconds=settings.api_query_seconds,
+            cache_bytes=settings.api_cache_mb << 20,
         ),
         metrics=metrics,
     )

@@ -1,0 +1,209 @@
+"""A table's rows as JSON and CSV text, encoded once at start-up: a page is copied, not encoded.
+
+Every row of the default column set is held as one JSON object (``{…},``) and one CSV line in an
+Arrow string array; a page of them is one ``take`` and a slice of its value buffer — no Python
+loop over rows, no per-request number formatting. Profiled under load (README, "Benchmarks"),
+polars' ``write_json`` of a 100-row page cost about as much as the whole cached request.
+
+A page with other columns (``columns=``) is assembled from per-column pieces in a few numpy
+passes: each string column as a dictionary (its distinct values' text, each row's index), each
+numeric column as its rows' text; every piece of every row becomes a (start, length) span of one
+byte buffer, and the page is those spans gathered in order.
+
+Numbers are written as the release holds them (decimals exactly, ``123.40``); a suppressed value
+is JSON ``null`` and an empty CSV field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["RowText"]
+
+_JSON, _CSV = 0, 1
+
+
+def _key(name: str) -> str:
+    return msgspec.json.encode(name).decode() + ":"
+
+
+def _csv_field(value: str) -> str:
+    if any(ch in value for ch in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Column:
+    """Where one column's text sits in the shared buffer, per format."""
+
+    name: str
+    index: NDArray[np.int32] | None  # string columns: each row's value id
+    starts: tuple[NDArray[np.int64], NDArray[np.int64]]  # per value id (strings) or per row
+    lengths: tuple[NDArray[np.int64], NDArray[np.int64]]
+
+    def spans(self, rows: NDArray[np.int64], fmt: int) -> tuple[NDArray[np.int64], ...]:
+        at = rows if self.index is None else self.index[rows]
+        return self.starts[fmt][at], self.lengths[fmt][at]
+
+
+class _Buffer:
+    """Bytes appended in pieces; remembers where each piece starts."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> int:
+        self.parts.append(data)
+        self.size += len(data)
+        return self.size - len(data)
+
+    def span(self, data: bytes) -> tuple[int, int]:
+        return self.add(data), len(data)
+
+    def array(self) -> NDArray[np.uint8]:
+        return np.frombuffer(b"".join(self.parts), dtype=np.uint8)
+
+
+def _offsets(array: pa.Array) -> NDArray[np.int64]:
+    """Value offsets of a string array (n + 1 of them, from its first value)."""
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    raw = np.frombuffer(array.buffers()[1], dtype=width, count=len(array) + 1 + array.offset)
+    return raw[array.offset :].astype(np.int64)
+
+
+def _repeat(span: tuple[int, int], count: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    return np.full(count, span[0], dtype=np.int64), np.full(count, span[1], dtype=np.int64)
+
+
+def _values(array: pa.Array, lo: int, hi: int) -> memoryview:
+    return memoryview(array.buffers()[2])[lo:hi]
+
+
+class RowText:
+    """JSON and CSV text of a table's rows, in the layout's canonical order."""
+
+    def __init__(self, table: pa.Table, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        buffer = _Buffer()
+        texts: dict[str, tuple[pa.Array, pa.Array]] = {}  # per-row JSON and CSV text
+        self._columns: dict[str, _Column] = {}
+        for name in self.columns:
+            column = table.column(name).combine_chunks()
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                self._columns[name], texts[name] = self._strings(name, column, buffer)
+            else:
+                self._columns[name], texts[name] = self._numbers(name, column, buffer)
+        self._keys = {  # `{"name":` opening a row, `,"name":` after another column
+            (name, first): buffer.span((("{" if first else ",") + _key(name)).encode())
+            for name in self.columns
+            for first in (True, False)
+        }
+        self._close = buffer.span(b"},")
+        self._comma = buffer.span(b",")
+        self._newline = buffer.span(b"\n")
+        self._buffer = buffer.array()
+        # The default column set, whole rows: one object or line per row.
+        json_pieces: list[object] = []
+        csv_pieces: list[object] = []
+        for i, name in enumerate(self.columns):
+            json_pieces += [("{" if i == 0 else ",") + _key(name), texts[name][_JSON]]
+            csv_pieces += [*([","] if i else []), texts[name][_CSV]]
+        self._rows = (
+            pc.binary_join_element_wise(*json_pieces, "},", ""),
+            pc.binary_join_element_wise(*csv_pieces, "\n", ""),
+        )
+        self.header = ",".join(_csv_field(c) for c in self.columns).encode() + b"\n"
+
+    @staticmethod
+    def _strings(
+        name: str, column: pa.Array, buffer: _Buffer
+    ) -> tuple[_Column, tuple[pa.Array, pa.Array]]:
+        encoded = column.dictionary_encode(null_encoding="encode")
+        values = encoded.dictionary.to_pylist()
+        json = [msgspec.json.encode(v) for v in values]
+        csv = [b"" if v is None else _csv_field(v).encode() for v in values]
+        index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        spans = tuple(
+            (
+                np.array([buffer.add(t) for t in form], dtype=np.int64),
+                np.array([len(t) for t in form], dtype=np.int64),
+            )
+            for form in (json, csv)
+        )
+        rows = tuple(
+            pa.array([t.decode() for t in form], pa.string()).take(encoded.indices)
+            for form in (json, csv)
+        )
+        col = _Column(name, index, (spans[0][0], spans[1][0]), (spans[0][1], spans[1][1]))
+        return col, (rows[0], rows[1])
+
+    @staticmethod
+    def _numbers(
+        name: str, column: pa.Array, buffer: _Buffer
+    ) -> tuple[_Column, tuple[pa.Array, pa.Array]]:
+        text = pc.cast(column, pa.string())  # decimals exact, floats shortest round trip
+        csv = text.fill_null("")
+        json = text.fill_null("null")
+        offsets = _offsets(csv)
+        base = buffer.add(bytes(_values(csv, int(offsets[0]), int(offsets[-1]))))
+        starts = base + offsets[:-1] - offsets[0]
+        lengths = np.diff(offsets)
+        null_text = buffer.add(b"null")
+        json_starts, json_lengths = starts.copy(), lengths.copy()
+        nulls = column.is_null().to_numpy(zero_copy_only=False)
+        json_starts[nulls], json_lengths[nulls] = null_text, 4
+        col = _Column(name, None, (json_starts, starts), (json_lengths, lengths))
+        return col, (json, csv)
+
+    def json(self, rows: NDArray[np.int64], columns: Sequence[str]) -> bytes:
+        """The page's rows as a JSON array."""
+        if not rows.size:
+            return b"[]"
+        if tuple(columns) == self.columns:
+            return b"[" + self._whole(_JSON, rows)[:-1] + b"]"  # drop the last row's comma
+        spans = []
+        for i, name in enumerate(columns):
+            spans.append(_repeat(self._keys[(name, i == 0)], rows.size))
+            spans.append(self._columns[name].spans(rows, _JSON))
+        spans.append(_repeat(self._close, rows.size))
+        return b"[" + self._gather(spans)[:-1] + b"]"
+
+    def csv(self, rows: NDArray[np.int64], columns: Sequence[str]) -> bytes:
+        """The page as CSV with its header line."""
+        if tuple(columns) == self.columns:
+            return self.header + self._whole(_CSV, rows) if rows.size else self.header
+        header = ",".join(_csv_field(c) for c in columns).encode() + b"\n"
+        if not rows.size:
+            return header
+        spans = []
+        for i, name in enumerate(columns):
+            if i:
+                spans.append(_repeat(self._comma, rows.size))
+            spans.append(self._columns[name].spans(rows, _CSV))
+        spans.append(_repeat(self._newline, rows.size))
+        return header + self._gather(spans)
+
+    def _whole(self, fmt: int, rows: NDArray[np.int64]) -> bytes:
+        taken = self._rows[fmt].take(rows)
+        offsets = _offsets(taken)
+        return bytes(_values(taken, int(offsets[0]), int(offsets[-1])))
+
+    def _gather(self, spans: list[tuple[NDArray[np.int64], ...]]) -> bytes:
+        """Concatenate, row by row, each row's spans in order (all numpy, no row loop)."""
+        starts = np.stack([s for s, _ in spans], axis=1).ravel()
+        lengths = np.stack([n for _, n in spans], axis=1).ravel()
+        ends = np.cumsum(lengths)
+        index = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
+        return self._buffer[index].tobytes()
