@@ -1,8 +1,12 @@
 """Partner API against baselines measured in the same run (wrk on loopback, one process each).
 
-1. A filtered 100-row JSON page with key check and metering on, one dataflow worker, vs Datasette
-   (one process, counts and facet suggestions off) serving the same table from SQLite. Datasette is
-   installed into a temporary virtualenv by uv (it is not a dependency of dataflow).
+1. Filtered 100-row JSON pages, **varied queries**: 300 distinct municipality filters sent in turn
+   (``common.varied_filters``), one dataflow worker with key check and the Redis meter and its
+   **response cache off**, vs Datasette (one process, counts and facet suggestions off) serving the
+   same table from SQLite with an index on every level (the filter column among them), rows in the
+   same order. Beside them, for reference, dataflow answering **one repeated URL from its cache**
+   (how the figure before issue 20 was measured). Datasette is installed into a temporary
+   virtualenv by uv (it is not a dependency of dataflow).
 2. A 1 M-cell extract through ``dataflow.client``, request to pyarrow table: Arrow IPC and Parquet
    vs JSON (the client pages; the server's response cache off so every run computes).
 3. RSS of each worker of a 2-worker server with the standard release loaded.
@@ -12,7 +16,8 @@ with the 1-minute load average; the page runs also report the server's CPU time 
 /proc), which a busy machine disturbs far less than requests/s or latency. On two or more cores the
 server under test runs on the last core and wrk on the first (``taskset``), Datasette likewise.
 Sizes: ``BENCH_SECONDS`` (per wrk run, default 10), ``BENCH_ROUNDS`` (default 3), ``BENCH_PIN=0``;
-``BENCH_API_DATA_DIR`` reuses a data directory's release (built there on the first run).
+``BENCH_API_DATA_DIR`` reuses a data directory's release (built there on the first run);
+``BENCH_API_PARTS=page`` runs only the page comparison (``page,extract,memory`` by default).
 """
 
 from __future__ import annotations
@@ -37,37 +42,19 @@ import polars as pl
 import pyarrow.parquet as pq
 import redis
 
-from benchmarks.common import cli, ensure_wrk, free_port, server, write_result, wrk
+from benchmarks.common import cli, ensure_wrk, free_port, server, varied_filters, write_result, wrk
 
 TABLE = "sales_municipality_cnae_division_month"
+LEVELS = ["municipality", "cnae_division", "month"]
 
 
-def _ours(level: str, code: str) -> str:
-    return f"/v1/tables/{TABLE}/rows?{level}={code}&limit=100"
+def _ours(municipalities: list[str]) -> str:
+    return f"/v1/tables/{TABLE}/rows?municipality={','.join(municipalities)}&limit=100"
 
 
-def _datasette_path(level: str, code: str) -> str:
-    return f"/bench/cells.json?{level}={code}&_size=100&_shape=objects&_nocount=1"
-
-
-def _page_filter(db: Path) -> tuple[str, str]:
-    """An equality filter on one level that matches at least 100 cells: a full 100-row page.
-
-    The busiest municipality when one has 100 cells, else the busiest CNAE division (a small
-    generated store has fewer than 100 cells per municipality).
-    """
-    con = sqlite3.connect(db)
-    try:
-        for level in ("municipality", "cnae_division"):
-            code, rows = con.execute(
-                f'SELECT "{level}", count(*) AS n FROM cells WHERE "{level}" != \'_T\' '
-                f'GROUP BY "{level}" ORDER BY n DESC, "{level}" LIMIT 1'
-            ).fetchone()
-            if rows >= 100:
-                return level, str(code)
-    finally:
-        con.close()
-    raise AssertionError("no municipality or CNAE division has 100 cells")
+def _datasette_path(municipalities: list[str]) -> str:
+    listed = ",".join(municipalities)
+    return f"/bench/cells.json?municipality__in={listed}&_size=100&_shape=objects&_nocount=1"
 
 
 UV = Path(__file__).resolve().parents[1] / ".tools" / "bin" / "uv"
@@ -85,10 +72,10 @@ def _datasette_venv(root: Path) -> Path:
     return venv / "bin" / "datasette"
 
 
-def _to_sqlite(parquet: Path, db: Path, levels: list[str]) -> None:
-    """The same cells in SQLite, with an index per level (what a fair Datasette setup has)."""
-    frame = pl.read_parquet(parquet)
-    frame = frame.with_columns(pl.col(pl.Decimal).cast(pl.Float64))
+def _to_sqlite(frame: pl.DataFrame, db: Path, levels: list[str]) -> None:
+    """The same cells in SQLite, in the same (canonical) order, with an index per level (what a
+    fair Datasette setup has: an index on the filter column)."""
+    frame = frame.sort(levels).with_columns(pl.col(pl.Decimal).cast(pl.Float64))
     con = sqlite3.connect(db)
     cols = ", ".join(
         f'"{c}" {"TEXT" if t == pl.String else "REAL" if t == pl.Float64 else "INTEGER"}'
@@ -160,11 +147,14 @@ def _process(cmd: list[str], env: dict[str, str], probe: str, key: str) -> Itera
         proc.wait(timeout=90)  # a metered server settles once more on shutdown
 
 
-def _measure(url: str, key: str, pid: int, wrk_cpus: str | None) -> dict[str, float]:
-    wrk(url, key=key, seconds=2, threads=1 if wrk_cpus else 2, cpus=wrk_cpus)  # warm-up
+def _measure(
+    url: str, key: str, pid: int, wrk_cpus: str | None, paths: list[str] | None
+) -> dict[str, float]:
+    threads = 1 if wrk_cpus else 2
+    wrk(url, key=key, seconds=2, threads=threads, cpus=wrk_cpus, paths=paths)  # warm-up
     load = _load()
     cpu = _cpu_seconds(pid)
-    run = wrk(url, key=key, seconds=SECONDS, threads=1 if wrk_cpus else 2, cpus=wrk_cpus)
+    run = wrk(url, key=key, seconds=SECONDS, threads=threads, cpus=wrk_cpus, paths=paths)
     served = run["requests_per_s"] * SECONDS
     run["server_cpu_us_per_request"] = round((_cpu_seconds(pid) - cpu) / served * 1e6, 1)
     run["load_1min"] = load
@@ -178,18 +168,25 @@ def _summary(runs: list[dict[str, float]]) -> dict[str, object]:
     } | {"non_2xx": sum(r["non_2xx"] for r in runs), "rounds": runs}
 
 
+def _same_rows(ours: httpx.Response, theirs: httpx.Response) -> None:
+    """Both servers answer the filter with the same 100 cells, in the same order."""
+    assert ours.status_code == 200 and theirs.status_code == 200, (ours.text, theirs.text)
+    mine, other = ours.json()["rows"], theirs.json()["rows"]
+    assert len(mine) == len(other) == 100, (len(mine), len(other))
+    assert [[r[lv] for lv in LEVELS] for r in mine] == [[r[lv] for lv in LEVELS] for r in other]
+
+
 def _page_vs_datasette(
     env: dict[str, str], key: str, release: Path, tmp: Path
 ) -> dict[str, object]:
     db = tmp / "bench.db"
-    _to_sqlite(
-        release / "tables" / f"{TABLE}.parquet", db, ["municipality", "cnae_division", "month"]
-    )
-    level, code = _page_filter(db)
+    frame = pl.read_parquet(release / "tables" / f"{TABLE}.parquet")
+    _to_sqlite(frame, db, LEVELS)
+    filters = varied_filters(frame)
     exe = _datasette_venv(tmp)
     pin, wrk_cpus = _pins()
     redis_url = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    ports = {name: free_port() for name in ("datasette", "redis_meter", "embedded_meter")}
+    ports = {name: free_port() for name in ("datasette", "redis_meter", "redis_meter_cached")}
     datasette = [
         *pin,
         str(exe),
@@ -210,56 +207,68 @@ def _page_vs_datasette(
         port = str(ports[name])
         return [*pin, sys.executable, "-m", "dataflow", "serve", "--port", port, "--workers", "1"]
 
+    base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    paths: dict[str, list[str] | None] = {
+        "datasette": [_datasette_path(f) for f in filters],
+        "redis_meter": [_ours(f) for f in filters],
+        "redis_meter_cached": None,  # one URL over and over, from the response cache
+    }
     url = {
-        "datasette": f"http://127.0.0.1:{ports['datasette']}{_datasette_path(level, code)}",
-        "redis_meter": f"http://127.0.0.1:{ports['redis_meter']}{_ours(level, code)}",
-        "embedded_meter": f"http://127.0.0.1:{ports['embedded_meter']}{_ours(level, code)}",
+        "datasette": base["datasette"] + _datasette_path(filters[0]),
+        "redis_meter": base["redis_meter"] + _ours(filters[0]),
+        "redis_meter_cached": base["redis_meter_cached"] + _ours(filters[0]),
     }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in url}
     redis_env = {**env, "DATAFLOW_METER": "redis", "DATAFLOW_REDIS_URL": redis_url}
     with (
         _process(datasette, env, url["datasette"], key) as ds_pid,
-        _process(ours("redis_meter"), redis_env, url["redis_meter"], key) as redis_pid,
         _process(
-            ours("embedded_meter"),
-            {**env, "DATAFLOW_METER": "embedded"},
-            url["embedded_meter"],
+            ours("redis_meter"),
+            {**redis_env, "DATAFLOW_API_CACHE_MB": "0"},
+            url["redis_meter"],
             key,
-        ) as embedded_pid,
+        ) as redis_pid,
+        _process(ours("redis_meter_cached"), redis_env, url["redis_meter_cached"], key) as c_pid,
     ):
-        assert len(httpx.get(url["datasette"]).json()["rows"]) == 100
-        for name in ("redis_meter", "embedded_meter"):
-            r = httpx.get(url[name], headers={"Authorization": f"Bearer {key}"})
-            assert r.status_code == 200 and len(r.json()["rows"]) == 100, r.text
-        pids = {"datasette": ds_pid, "redis_meter": redis_pid, "embedded_meter": embedded_pid}
+        auth = {"Authorization": f"Bearer {key}"}
+        for f in (filters[0], filters[len(filters) // 2], filters[-1]):
+            _same_rows(
+                httpx.get(base["redis_meter"] + _ours(f), headers=auth),
+                httpx.get(base["datasette"] + _datasette_path(f)),
+            )
+        pids = {"datasette": ds_pid, "redis_meter": redis_pid, "redis_meter_cached": c_pid}
         for _ in range(ROUNDS):  # interleaved rounds: drift on a shared machine hits all three
             for name in url:
-                runs[name].append(_measure(url[name], key, pids[name], wrk_cpus))
+                runs[name].append(_measure(url[name], key, pids[name], wrk_cpus, paths[name]))
     summary = {name: _summary(r) for name, r in runs.items()}
-    base = summary["datasette"]
+    base_summary = summary["datasette"]
 
     def ratio(name: str, field: str, *, inverse: bool = False) -> float:
-        ours_value, theirs = float(summary[name][field]), float(base[field])  # type: ignore[arg-type]
+        ours_value = float(summary[name][field])  # type: ignore[arg-type]
+        theirs = float(base_summary[field])  # type: ignore[arg-type]
         return round(theirs / ours_value if inverse else ours_value / theirs, 2)
 
     return {
-        "filter": [level, code],
-        "what": f"filtered 100-row JSON page ({level}={code}, the busiest), 64 connections, "
-        "one process "
-        "each; dataflow with key check + metering; Datasette --immutable, suggest_facets off, "
-        f"_nocount=1, indexed SQLite; median of {ROUNDS} interleaved rounds of {SECONDS} s",
+        "filters": len(filters),
+        "municipalities_per_filter": [min(map(len, filters)), max(map(len, filters))],
+        "what": "filtered 100-row JSON pages, 64 connections, one process each; VARIED: "
+        f"{len(filters)} distinct municipality-list filters in turn (each 100 cells); "
+        "dataflow: key check + Redis meter, response cache OFF; Datasette --immutable, "
+        "suggest_facets off, _nocount=1, SQLite indexed on every level, same row order; "
+        "redis_meter_cached: one URL repeated, response cache ON (the pre-issue-20 method); "
+        f"median of {ROUNDS} interleaved rounds of {SECONDS} s",
         "pinning": f"server on CPU {pin[-1]}, wrk on CPU {wrk_cpus} (taskset), for every server"
         if pin
         else "none",
         "runs": summary,
         "ratio_redis_meter_over_datasette": ratio("redis_meter", "requests_per_s"),
-        "ratio_embedded_meter_over_datasette": ratio("embedded_meter", "requests_per_s"),
+        "ratio_redis_meter_cached_repeated_over_datasette": ratio(
+            "redis_meter_cached", "requests_per_s"
+        ),
         "cpu_per_request_datasette_over_redis_meter": ratio(
             "redis_meter", "server_cpu_us_per_request", inverse=True
         ),
-        "cpu_per_request_datasette_over_embedded_meter": ratio(
-            "embedded_meter", "server_cpu_us_per_request", inverse=True
-        ),
+        "p99_ms_per_round_redis_meter": [r["p99_ms"] for r in runs["redis_meter"]],
     }
 
 
@@ -353,7 +362,7 @@ def _extract(tmp: Path) -> dict[str, object]:
     }
 
 
-def _worker_rss(env: dict[str, str], key: str, page_filter: list[str]) -> dict[str, object]:
+def _worker_rss(env: dict[str, str], key: str, municipalities: list[str]) -> dict[str, object]:
     redis_url = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     port = free_port()
     proc = subprocess.Popen(
@@ -370,7 +379,7 @@ def _worker_rss(env: dict[str, str], key: str, page_filter: list[str]) -> dict[s
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        wrk(base + _ours(*page_filter), key=key, seconds=3)
+        wrk(base + _ours(municipalities), key=key, seconds=3)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
             for fmt in ("json", "arrow", "parquet", "csv"):
                 c.get(f"/v1/tables/{TABLE}/rows", params={"format": fmt, "limit": "10000"})
@@ -408,9 +417,15 @@ def main() -> None:
         release = sorted(p.parent for p in (data / "releases").glob("*/manifest.json"))[-1]
         partner = cli(env, "partner", "create", "Bench", "--plan", "continuous")
         key = cli(env, "key", "create", partner)
-        page = _page_vs_datasette(env, key, release, tmp)
-        extract = _extract(tmp)
-        rss = _worker_rss(env, key, page["filter"])  # type: ignore[arg-type]
+        parts = os.environ.get("BENCH_API_PARTS", "page,extract,memory").split(",")
+        results: dict[str, object] = {}
+        if "page" in parts:
+            results["page_vs_datasette"] = _page_vs_datasette(env, key, release, tmp)
+        if "extract" in parts:
+            results["extract"] = _extract(tmp)
+        if "memory" in parts:
+            frame = pl.read_parquet(release / "tables" / f"{TABLE}.parquet")
+            results["memory"] = _worker_rss(env, key, varied_filters(frame)[0])
         shutil.rmtree(tmp / "datasette-venv", ignore_errors=True)
     client = redis.Redis.from_url(
         os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -418,7 +433,7 @@ def main() -> None:
     stale = list(client.scan_iter(match=f"{prefix}:*"))
     if stale:
         client.delete(*stale)
-    write_result("api_partner", {"page_vs_datasette": page, "extract": extract, "memory": rss})
+    write_result("api_partner", results)
 
 
 if __name__ == "__main__":

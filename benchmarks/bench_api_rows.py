@@ -1,7 +1,10 @@
 """Rows endpoint requests/s, metered (Redis) vs unmetered (DATAFLOW_METER=off), in the same run.
 
-The runs alternate (off, metered, metered with in-worker settler, off, …) so that load from
-anything else on the machine falls on every side; ratios are of summed throughputs.
+Every configuration serves the same **varied** queries — 300 distinct municipality filters of 100
+cells each, sent in turn (``common.varied_filters``) — with the **response cache off**
+(``DATAFLOW_API_CACHE_MB=0``): every request runs its query. The runs alternate (off, metered,
+metered with in-worker settler, off, …) so that load from anything else on the machine falls on
+every side; ratios are of summed throughputs.
 
 - ``metered_redis``: the production layout — batching meter, access records, completions, and a
   settler *process* (`dataflow usage settle --every 5`) on the same machine, moving every record
@@ -30,12 +33,21 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import polars as pl
 import redis
 
-from benchmarks.common import cli, server, write_result, wrk
+from benchmarks.common import cli, server, varied_filters, write_result, wrk
 
 TABLE = "sales_municipality_cnae_division_month"
-PATH = f"/v1/tables/{TABLE}/rows?municipality=3106200&limit=100"
+
+
+def _paths(data_dir: Path) -> list[str]:
+    release = sorted(p.parent for p in (data_dir / "releases").glob("*/manifest.json"))[-1]
+    frame = pl.read_parquet(release / "tables" / f"{TABLE}.parquet")
+    return [
+        f"/v1/tables/{TABLE}/rows?municipality={','.join(f)}&limit=100"
+        for f in varied_filters(frame)
+    ]
 
 
 @contextmanager
@@ -83,7 +95,9 @@ def _server_pids(port: str) -> list[int]:
     return sorted(set(main) | {int(p.name) for p in procs if _ppid_and_cpu(int(p.name))[0] in main})
 
 
-def measured(base: str, key: str, seconds: int, pids: dict[str, list[int]]) -> dict[str, object]:
+def measured(
+    base: str, key: str, seconds: int, pids: dict[str, list[int]], paths: list[str]
+) -> dict[str, object]:
     """wrk's figures plus the CPU the whole serving side spent per request: server workers,
     settler, Redis and wrk itself, in all and per part. The machine is shared; CPU per request
     is what other jobs' load disturbs least (throughput on 2 cores ≈ 2 / CPU per request, when
@@ -95,7 +109,7 @@ def measured(base: str, key: str, seconds: int, pids: dict[str, list[int]]) -> d
     batches_before = _batches(base)
     before = cpu()
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = wrk(base + PATH, key=key, seconds=seconds)
+    result = wrk(base + paths[0], key=key, seconds=seconds, paths=paths)
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     spent = {part: t - before[part] for part, t in cpu().items()}
     spent["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (
@@ -133,7 +147,7 @@ def main() -> None:
     prefix = f"dfbench-{uuid.uuid4().hex[:8]}"
     metered = {"DATAFLOW_METER": "redis", "DATAFLOW_REDIS_URL": redis_url}
     configs = {
-        "unmetered": {"DATAFLOW_METER": "off"},
+        "unmetered": {"DATAFLOW_METER": "off"},  # the response cache is off for all (below)
         "metered_redis": {**metered, "DATAFLOW_SETTLE_INTERVAL": "0"},
         "metered_redis_settler_in_workers": {**metered, "DATAFLOW_SETTLE_INTERVAL": "5"},
         # Counting, records and completions only; everything settles after the window.
@@ -153,11 +167,13 @@ def main() -> None:
             "DATAFLOW_DATA_DIR": reuse or tmp,
             "DATAFLOW_DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
             "DATAFLOW_REDIS_PREFIX": prefix,
+            "DATAFLOW_API_CACHE_MB": "0",
         }
         if not reuse:
             items = os.environ.get("BENCH_ITEMS", "200000")
             cli(env, "data", "generate", "--items", items, "--seed", "1")
             cli(env, "release", "build")
+        paths = _paths(Path(env["DATAFLOW_DATA_DIR"]))
         partner = cli(env, "partner", "create", "Bench", "--plan", "continuous")
         key = cli(env, "key", "create", partner)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
@@ -175,12 +191,12 @@ def main() -> None:
                         pids["redis"] = [redis_pid]
                     if name == "metered_redis":
                         with settler(run_env, Path(tmp) / "settler.log") as settler_pid:
-                            wrk(base + PATH, key=key, seconds=3)  # warm-up
+                            wrk(base + paths[0], key=key, seconds=3, paths=paths)  # warm-up
                             pids["settler"] = [settler_pid]
-                            runs[name].append(measured(base, key, seconds, pids))
+                            runs[name].append(measured(base, key, seconds, pids, paths))
                     else:
-                        wrk(base + PATH, key=key, seconds=3)  # warm-up
-                        runs[name].append(measured(base, key, seconds, pids))
+                        wrk(base + paths[0], key=key, seconds=3, paths=paths)  # warm-up
+                        runs[name].append(measured(base, key, seconds, pids, paths))
                 loads.append(os.getloadavg()[0])
         # Everything served was settled and agrees (reconcile exits non-zero otherwise), and
         # what was settled is trimmed: the stream holds nothing once all is settled.
@@ -211,7 +227,8 @@ def main() -> None:
         "api_rows",
         {
             "what": (
-                "rows: filtered 100-row JSON page; 2 workers, 64 connections (wrk), "
+                "rows: filtered 100-row JSON pages, VARIED (300 distinct municipality-list "
+                "filters in turn), response cache OFF; 2 workers, 64 connections (wrk), "
                 "alternating rounds; metered = Redis meter + settler process"
             ),
             "runs": runs,

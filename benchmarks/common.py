@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import polars as pl
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -162,3 +163,32 @@ def wrk(
         "p99_ms": pct("99"),
         "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
     }
+
+
+def varied_filters(frame: pl.DataFrame, *, count: int = 300, rows: int = 100) -> list[list[str]]:
+    """``count`` distinct municipality filters on the municipality table, each ``rows`` rows.
+
+    At the benchmark's sizes no single municipality has 100 cells (the busiest has 76 at 2×10⁵
+    items, 342 at 10⁷, the 300th 20), so each filter is a list: the municipalities from the i-th
+    in code order on, until they hold at least ``rows`` cells. Every filter differs from the
+    others (its first municipality does), so with the response cache off every request runs.
+    """
+    sizes = (
+        frame.filter(pl.col("municipality") != "_T")
+        .group_by("municipality")
+        .len()
+        .sort("municipality")
+    )
+    codes, counts = sizes["municipality"].to_list(), sizes["len"].to_list()
+    out: list[list[str]] = []
+    for start in range(len(codes)):
+        held, end = 0, start
+        while end < len(codes) and held < rows:
+            held += counts[end]
+            end += 1
+        if held < rows:
+            break
+        out.append(codes[start:end])
+        if len(out) == count:
+            return out
+    raise AssertionError(f"only {len(out)} municipality lists of {rows} cells in this table")

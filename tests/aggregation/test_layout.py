@@ -45,7 +45,9 @@ def _filter(draw: st.DrawFn, layout: TableLayout, level: str) -> Filter:
     if form == "margin":
         return Filter(level, values=(TOTAL,))
     if form == "list":
-        return Filter(level, values=tuple(sorted(set(draw(st.lists(code, min_size=2, max_size=5))))))
+        return Filter(
+            level, values=tuple(sorted(set(draw(st.lists(code, min_size=2, max_size=5)))))
+        )
     if form == "range":
         low, high = draw(st.one_of(st.none(), code)), draw(st.one_of(st.none(), code))
         if low is None and high is None:
@@ -57,9 +59,7 @@ def _filter(draw: st.DrawFn, layout: TableLayout, level: str) -> Filter:
 
 
 @st.composite
-def _query(
-    draw: st.DrawFn, loaded: LoadedRelease
-) -> tuple[str, list[Filter], list[SortKey], int]:
+def _query(draw: st.DrawFn, loaded: LoadedRelease) -> tuple[str, list[Filter], list[SortKey], int]:
     table_id = draw(st.sampled_from(sorted(loaded.tables)))
     table, layout = loaded.tables[table_id], loaded.layouts[table_id]
     levels = draw(st.lists(st.sampled_from(table.levels), unique=True, max_size=3))

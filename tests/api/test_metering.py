@@ -7,7 +7,6 @@ import re
 from datetime import date
 from pathlib import Path
 
-import polars as pl
 import pytest
 from litestar.testing import AsyncTestClient
 

@@ -47,6 +47,7 @@ __all__ = [
     "TableLayout",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     """One level's filter: equal to one of ``values``, in ``low..high`` (codes, never the
@@ -174,7 +175,7 @@ class MeasureKeys:
     @classmethod
     def build(cls, column: pa.ChunkedArray) -> MeasureKeys:
         values = (
-            pl.from_arrow(column)  # type: ignore[union-attr]
+            pl.from_arrow(column)
             .cast(pl.Float64)
             .fill_null(float("nan"))
             .to_numpy()

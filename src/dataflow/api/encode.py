@@ -8,7 +8,6 @@ take the page's rows from the layout's Arrow table.
 
 from __future__ import annotations
 
-import io
 from enum import StrEnum
 
 import msgspec

@@ -11,7 +11,8 @@ numeric column as its rows' text; every piece of every row becomes a (start, len
 byte buffer, and the page is those spans gathered in order.
 
 Numbers are written as the release holds them (decimals exactly, ``123.40``); a suppressed value
-is JSON ``null`` and an empty CSV field.
+is JSON ``null`` and an empty CSV field. The CSV is byte for byte what polars' ``write_csv`` writes
+(the tests compare them), as it was when polars wrote every page.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["RowText"]
 
 _JSON, _CSV = 0, 1
+_Spans = tuple["NDArray[np.int64]", "NDArray[np.int64]"]  # (starts, lengths) in the buffer
 
 
 def _key(name: str) -> str:
@@ -38,7 +40,8 @@ def _key(name: str) -> str:
 
 
 def _csv_field(value: str) -> str:
-    if any(ch in value for ch in ',"\r\n'):
+    """As polars writes it: quoted when needed, and the empty string as ``""`` (null is empty)."""
+    if not value or any(ch in value for ch in ',"\r\n'):
         return '"' + value.replace('"', '""') + '"'
     return value
 
@@ -52,7 +55,7 @@ class _Column:
     starts: tuple[NDArray[np.int64], NDArray[np.int64]]  # per value id (strings) or per row
     lengths: tuple[NDArray[np.int64], NDArray[np.int64]]
 
-    def spans(self, rows: NDArray[np.int64], fmt: int) -> tuple[NDArray[np.int64], ...]:
+    def spans(self, rows: NDArray[np.int64], fmt: int) -> _Spans:
         at = rows if self.index is None else self.index[rows]
         return self.starts[fmt][at], self.lengths[fmt][at]
 
@@ -83,7 +86,7 @@ def _offsets(array: pa.Array) -> NDArray[np.int64]:
     return raw[array.offset :].astype(np.int64)
 
 
-def _repeat(span: tuple[int, int], count: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _repeat(span: tuple[int, int], count: int) -> _Spans:
     return np.full(count, span[0], dtype=np.int64), np.full(count, span[1], dtype=np.int64)
 
 
@@ -200,7 +203,7 @@ class RowText:
         offsets = _offsets(taken)
         return bytes(_values(taken, int(offsets[0]), int(offsets[-1])))
 
-    def _gather(self, spans: list[tuple[NDArray[np.int64], ...]]) -> bytes:
+    def _gather(self, spans: list[_Spans]) -> bytes:
         """Concatenate, row by row, each row's spans in order (all numpy, no row loop)."""
         starts = np.stack([s for s, _ in spans], axis=1).ravel()
         lengths = np.stack([n for _, n in spans], axis=1).ravel()
