@@ -95,8 +95,8 @@ def test_text_needing_quotes_or_escapes_is_encoded(loaded: LoadedRelease) -> Non
     rows = np.array([4, 0, 1, 2, 3], dtype=np.int64)
     for columns in (odd.column_names, ["value", "name"]):
         picked = frame[rows.tolist()].select(columns)
-        assert text.csv(rows, columns) == picked.write_csv().encode()
-        got = json.loads(text.json(rows, columns))
+        assert b"".join(text.csv(rows, columns)) == picked.write_csv().encode()
+        got = json.loads(b"".join(text.json(rows, columns)))
         assert got == [{k: _plain(v) for k, v in r.items()} for r in picked.to_dicts()]
-    assert text.json(np.array([], dtype=np.int64), ["name"]) == b"[]"
-    assert text.csv(np.array([], dtype=np.int64), ["name"]) == b"name\n"
+    assert b"".join(text.json(np.array([], dtype=np.int64), ["name"])) == b"[]"
+    assert b"".join(text.csv(np.array([], dtype=np.int64), ["name"])) == b"name\n"

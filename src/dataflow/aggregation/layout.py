@@ -132,20 +132,23 @@ class LevelIndex:
         return ids[ids != total] if total is not None and lo <= total < hi else ids
 
     def count(self, ids: NDArray[np.int64]) -> int:
+        if ids.size and ids[-1] - ids[0] + 1 == ids.size:  # consecutive codes (ids are sorted)
+            return int(self.starts[ids[-1] + 1] - self.starts[ids[0]])
         return int((self.starts[ids + 1] - self.starts[ids]).sum())
 
     def rows(self, ids: NDArray[np.int64], count: int) -> NDArray[np.int64]:
         """The rows holding any of ``ids`` (``count`` of them), ascending."""
-        if ids.size == 1:
-            i = int(ids[0])
-            return self.postings[self.starts[i] : self.starts[i + 1]]
         if ids.size == 0:
             return _empty()
+        first, last = int(ids[0]), int(ids[-1])
+        if last - first + 1 == ids.size and (ids.size == 1 or self.ascending):
+            # One code, or consecutive codes of the leading level: one run of the postings.
+            return self.postings[self.starts[first] : self.starts[last + 1]]
         if count * 4 > self.row_codes.size:  # a large share of the table: one pass over it
             return np.flatnonzero(self.member(ids)[self.row_codes])
-        first, lengths = self.starts[ids], self.starts[ids + 1] - self.starts[ids]
+        begins, lengths = self.starts[ids], self.starts[ids + 1] - self.starts[ids]
         ends = np.cumsum(lengths)
-        rows = self.postings[np.repeat(first - (ends - lengths), lengths) + np.arange(count)]
+        rows = self.postings[np.repeat(begins - (ends - lengths), lengths) + np.arange(count)]
         return rows if self.ascending else np.sort(rows)
 
     def member(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:

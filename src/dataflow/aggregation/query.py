@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -88,12 +89,19 @@ class RowQuery:
     sort: tuple[SortKey, ...]
     limit: int
     after: tuple[object, ...] | None  # sort key values of the last row served, then its row id
+    _fingerprint: str = field(default="", init=False, compare=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the result set (not the page): what a cursor is bound to."""
-        raw = repr((self.table, self.filters, self.sort)).encode()
-        return hashlib.blake2b(raw, digest_size=6).hexdigest()
+        """Identifies the result set (not the page): what a cursor is bound to.
+
+        Made on first use and kept: the repr of a long code list costs more than finding its rows.
+        """
+        if not self._fingerprint:
+            raw = repr((self.table, self.filters, self.sort)).encode()
+            digest = hashlib.blake2b(raw, digest_size=6).hexdigest()
+            object.__setattr__(self, "_fingerprint", digest)
+        return self._fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +245,7 @@ def parse_query(
     if params.get("cursor"):
         numeric = [k.column in table.measures for k in sort]
         after = decode_cursor(params["cursor"], release, query.fingerprint, numeric)
-        query = RowQuery(table.id, tuple(filters), columns, sort, limit, after)
+        query = dataclasses.replace(query, after=after)
     elif "cursor" in params:
         raise QueryError("cursor", "empty; omit it for the first page")
     return query

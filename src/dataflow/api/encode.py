@@ -85,7 +85,7 @@ class PageEncoder:
     def encode(self, table: PublicTable, page: Page, fmt: Format) -> bytes:
         """The body of a rows page; CPU-bound for big pages (callers decide where it runs)."""
         if fmt is Format.CSV:
-            return self._text[table.id].csv(page.rows, page.columns)
+            return b"".join(self._text[table.id].csv(page.rows, page.columns))
         if fmt is Format.ARROW:
             sink = pa.BufferOutputStream()
             data = _arrow(table, page)
@@ -112,4 +112,4 @@ class PageEncoder:
         )
         tail = _encoder.encode({"has_more": page.has_more, "next_cursor": page.next_cursor})
         rows = self._text[table.id].json(page.rows, page.columns)
-        return b"".join((head[:-1], b',"rows":', rows, b",", tail[1:]))
+        return b"".join((head[:-1], b',"rows":', *rows, b",", tail[1:]))

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["RowText"]
 
 _JSON, _CSV = 0, 1
-_Spans = tuple["NDArray[np.int64]", "NDArray[np.int64]"]  # (starts, lengths) in the buffer
+_Spans = tuple["NDArray[np.int64]", "NDArray[np.int32]"]  # (starts, lengths) in the buffer
 
 
 def _key(name: str) -> str:
@@ -48,16 +48,48 @@ def _csv_field(value: str) -> str:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Column:
-    """Where one column's text sits in the shared buffer, per format."""
+    """Where one column's text sits in the shared buffer.
 
-    name: str
-    index: NDArray[np.int32] | None  # string columns: each row's value id
-    starts: tuple[NDArray[np.int64], NDArray[np.int64]]  # per value id (strings) or per row
-    lengths: tuple[NDArray[np.int64], NDArray[np.int64]]
+    A string column: each row's value id (``index``) and, per format, the span of each distinct
+    value's text. A numeric column: each row's text span (the same in both formats) and which
+    rows are null (JSON ``null`` there, at ``null_at``).
+    """
+
+    index: NDArray[np.int32] | None
+    starts: tuple[NDArray[np.int64], NDArray[np.int64]]
+    lengths: tuple[NDArray[np.int32], NDArray[np.int32]]
+    nulls: NDArray[np.bool_] | None = None
+    null_at: int = 0
 
     def spans(self, rows: NDArray[np.int64], fmt: int) -> _Spans:
         at = rows if self.index is None else self.index[rows]
-        return self.starts[fmt][at], self.lengths[fmt][at]
+        starts, lengths = self.starts[fmt][at], self.lengths[fmt][at]
+        if fmt == _JSON and self.nulls is not None:
+            null = self.nulls[rows]
+            starts, lengths = np.where(null, self.null_at, starts), np.where(null, 4, lengths)
+        return starts, lengths
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Whole:
+    """One text per row (JSON objects, CSV lines) in one Arrow array, and views of its buffers."""
+
+    array: pa.Array
+    offsets: NDArray[np.int32]
+    data: memoryview
+
+    @classmethod
+    def of(cls, array: pa.Array) -> _Whole:
+        return cls(array, _offsets(array), memoryview(array.buffers()[2]))
+
+    def rows(self, rows: NDArray[np.int64]) -> memoryview:
+        """The rows' texts back to back: a slice when they follow each other, else a take."""
+        first, last = int(rows[0]), int(rows[-1])
+        if last - first + 1 == rows.size and (rows.size < 3 or bool((np.diff(rows) == 1).all())):
+            return self.data[self.offsets[first] : self.offsets[last + 1]]
+        taken = self.array.take(rows)
+        offsets = _offsets(taken)
+        return memoryview(taken.buffers()[2])[offsets[0] : offsets[-1]]
 
 
 class _Buffer:
@@ -79,15 +111,14 @@ class _Buffer:
         return np.frombuffer(b"".join(self.parts), dtype=np.uint8)
 
 
-def _offsets(array: pa.Array) -> NDArray[np.int64]:
-    """Value offsets of a string array (n + 1 of them, from its first value)."""
-    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
-    raw = np.frombuffer(array.buffers()[1], dtype=width, count=len(array) + 1 + array.offset)
-    return raw[array.offset :].astype(np.int64)
+def _offsets(array: pa.Array) -> NDArray[np.int32]:
+    """Value offsets of a string array (n + 1 of them, from its first value): a view."""
+    raw = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1 + array.offset)
+    return raw[array.offset :]
 
 
 def _repeat(span: tuple[int, int], count: int) -> _Spans:
-    return np.full(count, span[0], dtype=np.int64), np.full(count, span[1], dtype=np.int64)
+    return np.full(count, span[0], dtype=np.int64), np.full(count, span[1], dtype=np.int32)
 
 
 def _values(array: pa.Array, lo: int, hi: int) -> memoryview:
@@ -105,9 +136,9 @@ class RowText:
         for name in self.columns:
             column = table.column(name).combine_chunks()
             if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                self._columns[name], texts[name] = self._strings(name, column, buffer)
+                self._columns[name], texts[name] = self._strings(column, buffer)
             else:
-                self._columns[name], texts[name] = self._numbers(name, column, buffer)
+                self._columns[name], texts[name] = self._numbers(column, buffer)
         self._keys = {  # `{"name":` opening a row, `,"name":` after another column
             (name, first): buffer.span((("{" if first else ",") + _key(name)).encode())
             for name in self.columns
@@ -124,15 +155,13 @@ class RowText:
             json_pieces += [("{" if i == 0 else ",") + _key(name), texts[name][_JSON]]
             csv_pieces += [*([","] if i else []), texts[name][_CSV]]
         self._rows = (
-            pc.binary_join_element_wise(*json_pieces, "},", ""),
-            pc.binary_join_element_wise(*csv_pieces, "\n", ""),
+            _Whole.of(pc.binary_join_element_wise(*json_pieces, "},", "")),
+            _Whole.of(pc.binary_join_element_wise(*csv_pieces, "\n", "")),
         )
         self.header = ",".join(_csv_field(c) for c in self.columns).encode() + b"\n"
 
     @staticmethod
-    def _strings(
-        name: str, column: pa.Array, buffer: _Buffer
-    ) -> tuple[_Column, tuple[pa.Array, pa.Array]]:
+    def _strings(column: pa.Array, buffer: _Buffer) -> tuple[_Column, tuple[pa.Array, pa.Array]]:
         encoded = column.dictionary_encode(null_encoding="encode")
         values = encoded.dictionary.to_pylist()
         json = [msgspec.json.encode(v) for v in values]
@@ -141,7 +170,7 @@ class RowText:
         spans = tuple(
             (
                 np.array([buffer.add(t) for t in form], dtype=np.int64),
-                np.array([len(t) for t in form], dtype=np.int64),
+                np.array([len(t) for t in form], dtype=np.int32),
             )
             for form in (json, csv)
         )
@@ -149,64 +178,53 @@ class RowText:
             pa.array([t.decode() for t in form], pa.string()).take(encoded.indices)
             for form in (json, csv)
         )
-        col = _Column(name, index, (spans[0][0], spans[1][0]), (spans[0][1], spans[1][1]))
+        col = _Column(index, (spans[0][0], spans[1][0]), (spans[0][1], spans[1][1]))
         return col, (rows[0], rows[1])
 
     @staticmethod
-    def _numbers(
-        name: str, column: pa.Array, buffer: _Buffer
-    ) -> tuple[_Column, tuple[pa.Array, pa.Array]]:
+    def _numbers(column: pa.Array, buffer: _Buffer) -> tuple[_Column, tuple[pa.Array, pa.Array]]:
         text = pc.cast(column, pa.string())  # decimals exact, floats shortest round trip
         csv = text.fill_null("")
-        json = text.fill_null("null")
-        offsets = _offsets(csv)
+        offsets = _offsets(csv).astype(np.int64)
         base = buffer.add(bytes(_values(csv, int(offsets[0]), int(offsets[-1]))))
         starts = base + offsets[:-1] - offsets[0]
-        lengths = np.diff(offsets)
-        null_text = buffer.add(b"null")
-        json_starts, json_lengths = starts.copy(), lengths.copy()
+        lengths = np.diff(offsets).astype(np.int32)
         nulls = column.is_null().to_numpy(zero_copy_only=False)
-        json_starts[nulls], json_lengths[nulls] = null_text, 4
-        col = _Column(name, None, (json_starts, starts), (json_lengths, lengths))
-        return col, (json, csv)
+        col = _Column(None, (starts, starts), (lengths, lengths), nulls, buffer.add(b"null"))
+        return col, (text.fill_null("null"), csv)
 
-    def json(self, rows: NDArray[np.int64], columns: Sequence[str]) -> bytes:
-        """The page's rows as a JSON array."""
+    def json(self, rows: NDArray[np.int64], columns: Sequence[str]) -> list[bytes | memoryview]:
+        """The page's rows as a JSON array, in pieces to join (the caller adds its envelope)."""
         if not rows.size:
-            return b"[]"
+            return [b"[]"]
         if tuple(columns) == self.columns:
-            return b"[" + self._whole(_JSON, rows)[:-1] + b"]"  # drop the last row's comma
+            return [b"[", self._rows[_JSON].rows(rows)[:-1], b"]"]  # no comma after the last
         spans = []
         for i, name in enumerate(columns):
             spans.append(_repeat(self._keys[(name, i == 0)], rows.size))
             spans.append(self._columns[name].spans(rows, _JSON))
         spans.append(_repeat(self._close, rows.size))
-        return b"[" + self._gather(spans)[:-1] + b"]"
+        return [b"[", self._gather(spans)[:-1], b"]"]
 
-    def csv(self, rows: NDArray[np.int64], columns: Sequence[str]) -> bytes:
-        """The page as CSV with its header line."""
+    def csv(self, rows: NDArray[np.int64], columns: Sequence[str]) -> list[bytes | memoryview]:
+        """The page as CSV with its header line, in pieces to join."""
         if tuple(columns) == self.columns:
-            return self.header + self._whole(_CSV, rows) if rows.size else self.header
+            return [self.header, self._rows[_CSV].rows(rows)] if rows.size else [self.header]
         header = ",".join(_csv_field(c) for c in columns).encode() + b"\n"
         if not rows.size:
-            return header
+            return [header]
         spans = []
         for i, name in enumerate(columns):
             if i:
                 spans.append(_repeat(self._comma, rows.size))
             spans.append(self._columns[name].spans(rows, _CSV))
         spans.append(_repeat(self._newline, rows.size))
-        return header + self._gather(spans)
+        return [header, self._gather(spans)]
 
-    def _whole(self, fmt: int, rows: NDArray[np.int64]) -> bytes:
-        taken = self._rows[fmt].take(rows)
-        offsets = _offsets(taken)
-        return bytes(_values(taken, int(offsets[0]), int(offsets[-1])))
-
-    def _gather(self, spans: list[_Spans]) -> bytes:
+    def _gather(self, spans: list[_Spans]) -> memoryview:
         """Concatenate, row by row, each row's spans in order (all numpy, no row loop)."""
         starts = np.stack([s for s, _ in spans], axis=1).ravel()
-        lengths = np.stack([n for _, n in spans], axis=1).ravel()
+        lengths = np.stack([n for _, n in spans], axis=1).ravel().astype(np.int64)
         ends = np.cumsum(lengths)
         index = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
-        return self._buffer[index].tobytes()
+        return self._buffer[index].data
