@@ -47,7 +47,11 @@ def _pages(draw: st.DrawFn, loaded: LoadedRelease) -> tuple[str, Page]:
         if everything
         else draw(st.lists(st.sampled_from(table.columns), min_size=1, unique=True))
     )
-    rows = draw(st.lists(st.integers(0, layout.height - 1), max_size=60))
+    start = st.integers(0, layout.height - 1)
+    run = st.builds(
+        lambda a, n: list(range(a, min(a + n, layout.height))), start, st.integers(1, 60)
+    )
+    rows = draw(st.one_of(st.lists(start, max_size=60), run))  # any rows, or a run (a slice)
     more = draw(st.booleans())
     page = Page(layout, np.array(rows, dtype=np.int64), tuple(columns), more, "c" if more else None)
     return table_id, page

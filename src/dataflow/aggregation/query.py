@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import msgspec
+import numpy as np
 
 from dataflow.aggregation.catalog import LoadedRelease, PublicTable
 from dataflow.aggregation.layout import Filter, Plan, SortKey, TableLayout
 
 if TYPE_CHECKING:
-    import numpy as np
     import polars as pl
     from numpy.typing import NDArray
 
@@ -117,6 +117,17 @@ class Page:
     @property
     def height(self) -> int:
         return int(self.rows.size)
+
+    @property
+    def run(self) -> tuple[int, int] | None:
+        """(first row, count) when the page's rows follow each other in canonical order."""
+        rows = self.rows
+        if not rows.size:
+            return None
+        first, count = int(rows[0]), int(rows.size)
+        if int(rows[-1]) - first + 1 != count or (count > 2 and not (np.diff(rows) == 1).all()):
+            return None
+        return first, count
 
     @property
     def frame(self) -> pl.DataFrame:

@@ -63,7 +63,10 @@ def encode_json(value: object) -> bytes:
 
 
 def _arrow(table: PublicTable, page: Page) -> pa.Table:
-    data = page.layout.arrow.take(page.rows).select(list(page.columns))
+    run = page.run
+    whole = page.layout.arrow
+    data = whole.slice(*run) if run else whole.take(page.rows)  # a run: zero-copy
+    data = data.select(list(page.columns))
     meta = {
         b"dataflow.table": table.id.encode(),
         b"dataflow.release": table.release.encode(),
@@ -85,7 +88,7 @@ class PageEncoder:
     def encode(self, table: PublicTable, page: Page, fmt: Format) -> bytes:
         """The body of a rows page; CPU-bound for big pages (callers decide where it runs)."""
         if fmt is Format.CSV:
-            return b"".join(self._text[table.id].csv(page.rows, page.columns))
+            return b"".join(self._text[table.id].csv(page.rows, page.columns, page.run))
         if fmt is Format.ARROW:
             sink = pa.BufferOutputStream()
             data = _arrow(table, page)
@@ -111,5 +114,5 @@ class PageEncoder:
             {"table": table.id, "release": table.release, "columns": page.columns}
         )
         tail = _encoder.encode({"has_more": page.has_more, "next_cursor": page.next_cursor})
-        rows = self._text[table.id].json(page.rows, page.columns)
+        rows = self._text[table.id].json(page.rows, page.columns, page.run)
         return b"".join((head[:-1], b',"rows":', *rows, b",", tail[1:]))

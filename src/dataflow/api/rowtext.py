@@ -82,11 +82,11 @@ class _Whole:
     def of(cls, array: pa.Array) -> _Whole:
         return cls(array, _offsets(array), memoryview(array.buffers()[2]))
 
-    def rows(self, rows: NDArray[np.int64]) -> memoryview:
-        """The rows' texts back to back: a slice when they follow each other, else a take."""
-        first, last = int(rows[0]), int(rows[-1])
-        if last - first + 1 == rows.size and (rows.size < 3 or bool((np.diff(rows) == 1).all())):
-            return self.data[self.offsets[first] : self.offsets[last + 1]]
+    def rows(self, rows: NDArray[np.int64], run: tuple[int, int] | None) -> memoryview:
+        """The rows' texts back to back: a slice for a run of rows (``Page.run``), else a take."""
+        if run is not None:
+            first, count = run
+            return self.data[self.offsets[first] : self.offsets[first + count]]
         taken = self.array.take(rows)
         offsets = _offsets(taken)
         return memoryview(taken.buffers()[2])[offsets[0] : offsets[-1]]
@@ -193,12 +193,14 @@ class RowText:
         col = _Column(None, (starts, starts), (lengths, lengths), nulls, buffer.add(b"null"))
         return col, (text.fill_null("null"), csv)
 
-    def json(self, rows: NDArray[np.int64], columns: Sequence[str]) -> list[bytes | memoryview]:
+    def json(
+        self, rows: NDArray[np.int64], columns: Sequence[str], run: tuple[int, int] | None = None
+    ) -> list[bytes | memoryview]:
         """The page's rows as a JSON array, in pieces to join (the caller adds its envelope)."""
         if not rows.size:
             return [b"[]"]
         if tuple(columns) == self.columns:
-            return [b"[", self._rows[_JSON].rows(rows)[:-1], b"]"]  # no comma after the last
+            return [b"[", self._rows[_JSON].rows(rows, run)[:-1], b"]"]  # no comma after last
         spans = []
         for i, name in enumerate(columns):
             spans.append(_repeat(self._keys[(name, i == 0)], rows.size))
@@ -206,10 +208,12 @@ class RowText:
         spans.append(_repeat(self._close, rows.size))
         return [b"[", self._gather(spans)[:-1], b"]"]
 
-    def csv(self, rows: NDArray[np.int64], columns: Sequence[str]) -> list[bytes | memoryview]:
+    def csv(
+        self, rows: NDArray[np.int64], columns: Sequence[str], run: tuple[int, int] | None = None
+    ) -> list[bytes | memoryview]:
         """The page as CSV with its header line, in pieces to join."""
         if tuple(columns) == self.columns:
-            return [self.header, self._rows[_CSV].rows(rows)] if rows.size else [self.header]
+            return [self.header, self._rows[_CSV].rows(rows, run)] if rows.size else [self.header]
         header = ",".join(_csv_field(c) for c in columns).encode() + b"\n"
         if not rows.size:
             return [header]
