@@ -182,6 +182,11 @@ def main() -> None:
         loads = [os.getloadavg()[0]]
         local = urlparse(redis_url).hostname in ("127.0.0.1", "localhost", "::1")
         redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+        # One server start and load before measuring: the first start of a run reads the release
+        # and the modules from a cold page cache, and its workers came up seconds apart (the
+        # first measured round, unmetered, was a third of the others in two runs).
+        with server({**env, **configs["unmetered"]}, "--workers", "2") as base:
+            wrk(base + paths[0], key=key, seconds=5, paths=paths)
         for _ in range(rounds):
             for name, extra in configs.items():
                 run_env = {**env, **extra}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from dataflow.aggregation.catalog import LoadedRelease, load_release
@@ -46,10 +48,16 @@ async def test_big_queries_are_refused_when_the_pool_is_full(loaded: LoadedRelea
 
 
 async def test_big_queries_keep_their_time_limit(loaded: LoadedRelease) -> None:
-    runner = _runner(loaded, timeout_seconds=1e-6)
+    runner = _runner(loaded, threads=1, timeout_seconds=0.05)
     table = loaded.table(TABLE)
     query = parse_query(table, {"limit": "50000"}, loaded.version, max_limit=250_000)
-    with pytest.raises(Problem) as late:
-        await runner.render(loaded, table, query, Format.PARQUET)
+    # The pool's one thread is busy, so the query cannot finish in time, however fast it is.
+    busy = threading.Event()
+    runner._pool.submit(busy.wait, 10)
+    try:
+        with pytest.raises(Problem) as late:
+            await runner.render(loaded, table, query, Format.PARQUET)
+    finally:
+        busy.set()
     assert late.value.status == 503 and late.value.kind == "query-timeout"
     runner.close()

@@ -1,4 +1,4 @@
-"""A published release, loaded read-only for serving: manifest, table frames, public metadata.
+"""A published release, loaded read-only for serving: manifest, table layouts, public metadata.
 
 This is the read model the API serves. It holds each table in memory in a layout made for its
 queries (``layout.py``: canonical order — sorted by its levels, a row's position being the row id
