@@ -79,6 +79,14 @@ def compute_budget(
                 unit_price_ufemg=v.unit_value_ufemg,
                 amount_ufemg=amount.amount,
                 amount_brl=amount.to_brl(rate).amount,
+                params={
+                    "item": it.item,
+                    "quantity": str(it.quantity),
+                    "unit": v.unit,
+                    "effective_from": v.effective_from.isoformat(),
+                    "source": v.source,
+                    **({"note": it.note} if it.note else {}),
+                },
             )
         )
     return Budget(

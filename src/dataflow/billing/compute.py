@@ -46,6 +46,7 @@ class Carried(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     amount_ufemg: Decimal
     amount_brl: Decimal
+    params: dict[str, str] = {}
 
 
 def month_bounds(month: str) -> tuple[date, date, int]:
@@ -67,6 +68,7 @@ def _line(
     *,
     quantity: int | None = None,
     unit: Decimal | None = None,
+    params: dict[str, str] | None = None,
 ) -> InvoiceLine:
     # Conversion to BRL happens once per line, at the UFEMG of the billed period.
     return InvoiceLine(
@@ -76,16 +78,18 @@ def _line(
         unit_price_ufemg=unit,
         amount_ufemg=amount.amount,
         amount_brl=amount.to_brl(rate).amount,
+        params=params or {},
     )
 
 
-ConsumptionPart = tuple[str, str, Ufemg, int | None, Decimal | None]
+ConsumptionPart = tuple[str, str, Ufemg, int | None, Decimal | None, dict[str, str]]
 
 
 def consumption_lines(
     terms: ContractTerms | PriceSchedule, accesses: int, *, franchise: int | None = None
 ) -> list[ConsumptionPart]:
-    """(code, description, amount, quantity, unit price) of consumption, before the floor.
+    """(code, description, amount, quantity, unit price, params) of consumption, before the
+    floor (``params``: what a translation of the description needs, see ``billing.wording``).
 
     Art. 10 III: up to the franchise, the franchise is the consumption; above it, the actual
     accesses (linear) or the band that holds them. Band upper bounds are inclusive.
@@ -107,6 +111,7 @@ def consumption_lines(
                 Ufemg(band.price_ufemg),
                 accesses,
                 None,
+                {"up_to": str(band.up_to), "franchise": str(fr if accesses < fr else "")},
             )
         ]
     out: list[ConsumptionPart] = [
@@ -116,6 +121,7 @@ def consumption_lines(
             Ufemg(unit * accesses),
             accesses,
             unit,
+            {},
         )
     ]
     if accesses < fr:
@@ -128,6 +134,7 @@ def consumption_lines(
                 Ufemg(unit * short),
                 short,
                 unit,
+                {"franchise": str(fr)},
             )
         )
     return out
@@ -175,13 +182,18 @@ def _sandbox_lines(
     else:
         of_cap = ", no cap set"
     w_start, w_end = window
+    window_params = {"start": w_start.isoformat(), "at": period[1].isoformat()}
     if w_end is not None:
         total = (w_end - w_start).days + 1
         elapsed = (period[1] - w_start).days + 1
         window_text = f"{w_start} → {w_end}: day {elapsed} of {total} at {period[1]}"
+        window_params |= {"end": w_end.isoformat(), "day": str(elapsed), "days": str(total)}
     else:
         window_text = f"{w_start} → open (set an end: Art. 36 allows 12 months, 18 extended)"
     zero = Ufemg.zero()
+    usage_params = {"from": period[0].isoformat(), "to": period[1].isoformat()}
+    if cap:
+        usage_params |= {"cap": str(cap), "share": str(share)}
     return [
         _line(
             "sandbox_usage",
@@ -191,8 +203,15 @@ def _sandbox_lines(
             rate,
             quantity=accesses,
             unit=Decimal(0),
+            params=usage_params,
         ),
-        _line("sandbox_window", f"Sandbox authorization window {window_text}", zero, rate),
+        _line(
+            "sandbox_window",
+            f"Sandbox authorization window {window_text}",
+            zero,
+            rate,
+            params=window_params,
+        ),
     ]
 
 
@@ -220,10 +239,14 @@ def _paid_lines(
         floor = Ufemg(MONTHLY_FLOOR_UFEMG * days / month_days)
     lines: list[InvoiceLine] = []
     consumption = Ufemg.zero()
-    for code, desc, amount, qty, unit in consumption_lines(s, accesses, franchise=franchise):
+    by_days = {"days": str(days), "month_days": str(month_days)} if partial else {}
+    for code, desc, amount, qty, unit, values in consumption_lines(
+        s, accesses, franchise=franchise
+    ):
         if partial and code == "franchise_true_up":
             desc += f"; franchise {_n(s.franchise_accesses)} prorated {frac} = {_n(franchise)}"
-        lines.append(_line(code, desc, amount, rate, quantity=qty, unit=unit))
+            values |= {"franchise_full": str(s.franchise_accesses), **by_days}
+        lines.append(_line(code, desc, amount, rate, quantity=qty, unit=unit, params=values))
         consumption = consumption + amount
     if consumption < floor:
         if floor_prorated:
@@ -239,16 +262,19 @@ def _paid_lines(
                 f"{how}: consumption {consumption} → {floor - consumption} UFEMG added",
                 floor - consumption,
                 rate,
+                params={"floor": str(floor), "consumption": str(consumption), **by_days},
             )
         )
         consumption = floor
     support = Ufemg(s.support_ufemg)
     if support.amount:
         desc = "Monthly technical support (Art. 10 IV)"
+        params: dict[str, str] = {}
         if partial and terms.prorate_support:
             support = Ufemg(s.support_ufemg * days / month_days)
             desc += f": {s.support_ufemg} prorated {frac}"
-        lines.append(_line("support", desc, support, rate))
+            params = {"support_full": str(s.support_ufemg), **by_days}
+        lines.append(_line("support", desc, support, rate, params=params))
     return lines, consumption + support
 
 
@@ -307,6 +333,14 @@ def compute_invoice(
                         f"{_n(sb_acc)} / {_n(paid_acc)}",
                         Ufemg.zero(),
                         rate,
+                        params={
+                            "start": terms.start.isoformat(),
+                            "accesses": str(accesses),
+                            "sandbox_days": str(sb_days),
+                            "paid_days": str(paid_days),
+                            "sandbox_accesses": str(sb_acc),
+                            "paid_accesses": str(paid_acc),
+                        },
                     )
                 )
         if paid_days:
@@ -318,6 +352,7 @@ def compute_invoice(
                         f"Prices in force from {schedule.effective}: {schedule.basis}",
                         Ufemg.zero(),
                         rate,
+                        params=schedule.params(),
                     )
                 )
             paid, supply = _paid_lines(
@@ -336,18 +371,34 @@ def compute_invoice(
                         f"{what} of {Ufemg(terms.development_cost_ufemg)} UFEMG",
                         amount,
                         rate,
+                        params={
+                            "instalment": str(k),
+                            "instalments": str(n),
+                            "cost": str(Ufemg(terms.development_cost_ufemg)),
+                        },
                     )
                 )
     for fine in fines:
+        fine_params = {"reason": fine.reason}
         if fine.amount_ufemg is not None:
             amount, how = Ufemg(fine.amount_ufemg), ""
         else:
             pct = fine.percent or Decimal(0)
             amount, how = Ufemg(supply.amount * pct / 100), f": {pct}% of {supply} UFEMG"
+            fine_params |= {"percent": str(pct), "supply": str(supply)}
         if fine.bill_month and fine.bill_month < month:
             how += f" (decided for {fine.bill_month}, billed on the next open invoice)"
+            fine_params["decided_for"] = fine.bill_month
+        if fine.sanction_id is not None:
+            fine_params["sanction"] = str(fine.sanction_id)
         ref = f"sanction {fine.sanction_id}: " if fine.sanction_id is not None else ""
-        line = _line("fine", f"Fine (Art. 45 III) — {ref}{fine.reason}{how}", amount, rate)
+        line = _line(
+            "fine",
+            f"Fine (Art. 45 III) — {ref}{fine.reason}{how}",
+            amount,
+            rate,
+            params=fine_params,
+        )
         lines.append(msgspec.structs.replace(line, sanction_id=fine.sanction_id))
     for c in carried:
         lines.append(
@@ -358,6 +409,7 @@ def compute_invoice(
                 unit_price_ufemg=None,
                 amount_ufemg=c.amount_ufemg,
                 amount_brl=c.amount_brl,
+                params=c.params,
             )
         )
     total_ufemg = Ufemg.total(Ufemg(line.amount_ufemg) for line in lines)

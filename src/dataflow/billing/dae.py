@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date
-from decimal import Decimal
 from pathlib import Path
 
 from reportlab.graphics.barcode.common import I2of5
@@ -21,6 +20,11 @@ from dataflow.billing.models import InvoiceLine
 from dataflow.billing.money import Brl
 from dataflow.billing.reference import DaeConfig
 from dataflow.billing.repository import StoredInvoice
+from dataflow.billing.wording import line_text
+from dataflow.ptbr import brl as _brl
+from dataflow.ptbr import cnpj as _cnpj
+from dataflow.ptbr import decimal_br, inteiro
+from dataflow.ptbr import ufemg as _ufemg
 
 __all__ = ["CSV_FIELDS", "Statement", "statement_csv", "write_statement_pdf"]
 
@@ -45,6 +49,7 @@ CSV_FIELDS = [
     "total_brl",
     "barcode",
     "example_values",
+    "line_text_pt",
 ]
 
 
@@ -90,21 +95,6 @@ class Statement:
         return at.astimezone(SAO_PAULO).date()
 
 
-def _cnpj(value: str | None) -> str:
-    if not value or len(value) != 14:
-        return value or "—"
-    return f"{value[:2]}.{value[2:5]}.{value[5:8]}/{value[8:12]}-{value[12:]}"
-
-
-def _brl(v: Decimal) -> str:
-    s = f"{v:,.2f}"
-    return "R$ " + s.replace(",", "_").replace(".", ",").replace("_", ".")
-
-
-def _ufemg(v: Decimal) -> str:
-    return f"{v:,.4f}".replace(",", "_").replace(".", ",").replace("_", ".")
-
-
 def statement_csv(statements: list[Statement]) -> str:
     """One row per line item, with the invoice's identifiers repeated (easy to load anywhere)."""
     buf = io.StringIO()
@@ -139,6 +129,7 @@ def statement_csv(statements: list[Statement]) -> str:
                     # every row says which reference values were examples, so no row loaded
                     # into a finance system alone can pass for a real DAE
                     "example_values": "; ".join(s.dae.example_values()),
+                    "line_text_pt": line_text(line),
                 }
             )
     return buf.getvalue()
@@ -206,7 +197,7 @@ def write_statement_pdf(s: Statement, path: Path) -> Path:
     _box(c, left + 3 * col, y, col, row_h, "Vencimento", f"{i.due_date:%d/%m/%Y}")
     y -= row_h
     _box(c, left, y, col, row_h, "Valor em UFEMG", _ufemg(i.total_ufemg))
-    _box(c, left + col, y, col, row_h, "UFEMG (R$)", f"{i.brl_per_ufemg}".replace(".", ","))
+    _box(c, left + col, y, col, row_h, "UFEMG (R$)", decimal_br(i.brl_per_ufemg, 4))
     _box(c, left + 2 * col, y, col, row_h, "Valor total", _brl(i.total_brl))
     _box(c, left + 3 * col, y, col, row_h, "Nº de referência", i.dae_reference or "")
     y -= 8 * mm
@@ -225,7 +216,7 @@ def write_statement_pdf(s: Statement, path: Path) -> Path:
     c.drawRightString(cols[4] - 1 * mm, y, "R$")
     y -= 6 * mm
     for line in s.lines:
-        desc = _wrap(c, line.description, cols[1] - cols[0] - 2 * mm, "Helvetica", 7.5)
+        desc = _wrap(c, line_text(line), cols[1] - cols[0] - 2 * mm, "Helvetica", 7.5)
         if y - 4 * mm * len(desc) < 95 * mm:  # keep clear of the payment slip
             c.setFont("Helvetica-Oblique", 7.5)
             c.drawString(left, y, "… (continua no CSV)")
@@ -235,7 +226,7 @@ def write_statement_pdf(s: Statement, path: Path) -> Path:
         for k, text in enumerate(desc):
             c.drawString(cols[0] + 1 * mm, y - k * 3.6 * mm, text)
         if line.quantity is not None:
-            c.drawRightString(cols[2] - 1 * mm, y, f"{line.quantity:,}".replace(",", "."))
+            c.drawRightString(cols[2] - 1 * mm, y, inteiro(line.quantity))
         c.drawRightString(cols[3] - 1 * mm, y, _ufemg(line.amount_ufemg))
         c.drawRightString(cols[4] - 1 * mm, y, _brl(line.amount_brl))
         y -= 3.6 * mm * len(desc) + 1.6 * mm

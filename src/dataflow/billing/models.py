@@ -43,6 +43,9 @@ class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
     amount_ufemg: Decimal
     amount_brl: Decimal
     sanction_id: int | None = None  # fine lines: the sanction billed
+    # What the description says, as values: people-facing wording (``billing.wording``) is
+    # rendered from the code and these, in Portuguese; ``description`` stays the English record.
+    params: dict[str, str] = {}
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):

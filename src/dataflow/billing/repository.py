@@ -8,6 +8,7 @@ sanctions: the control plane records the decision, billing links its invoice lin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -172,6 +173,7 @@ def invoice_lines(conn: Connection, invoice_ids: Sequence[int]) -> dict[int, lis
                     amount_ufemg=r["amount_ufemg"],
                     amount_brl=r["amount_brl"],
                     sanction_id=r["sanction_id"],
+                    params=json.loads(r["params"]) if r["params"] else {},
                 )
             )
     return out
@@ -189,6 +191,7 @@ def line_rows(invoice_id: int, lines: Iterable[InvoiceLine]) -> list[dict[str, o
             "amount_ufemg": line.amount_ufemg,
             "amount_brl": line.amount_brl,
             "sanction_id": line.sanction_id,
+            "params": json.dumps(line.params, sort_keys=True) if line.params else None,
         }
         for i, line in enumerate(lines, start=1)
     ]

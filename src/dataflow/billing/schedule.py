@@ -30,6 +30,24 @@ class PriceSchedule(msgspec.Struct, frozen=True, kw_only=True):
     support_ufemg: Decimal
     bands: list[Band]
     basis: str  # why these prices: "contract", "amendment …", "readjustment …"
+    # the same, as values (for wording in other languages)
+    kind: str = "contract"  # contract | amendment | readjustment
+    percent: Decimal | None = None  # readjustment
+    index: str | None = None  # readjustment by an index (its 12 months end in `window`)
+    window: str | None = None
+    note: str | None = None  # amendment
+
+    def params(self) -> dict[str, str]:
+        """The basis as values: what ``billing.wording`` renders in Portuguese."""
+        values = {
+            "effective": self.effective.isoformat(),
+            "kind": self.kind,
+            "percent": None if self.percent is None else str(self.percent),
+            "index": self.index,
+            "window": self.window,
+            "note": self.note,
+        }
+        return {k: v for k, v in values.items() if v is not None}
 
 
 def _add_years(d: date, years: int) -> date:
@@ -53,7 +71,15 @@ def _prev_month(d: date) -> str:
     return f"{y:04d}-{m:02d}"
 
 
-def _readjust(s: PriceSchedule, on: date, percent: Decimal, why: str) -> PriceSchedule:
+def _readjust(
+    s: PriceSchedule,
+    on: date,
+    percent: Decimal,
+    why: str,
+    *,
+    index: str | None = None,
+    window: str | None = None,
+) -> PriceSchedule:
     factor = 1 + percent / 100
     return PriceSchedule(
         effective=on,
@@ -65,6 +91,10 @@ def _readjust(s: PriceSchedule, on: date, percent: Decimal, why: str) -> PriceSc
             for b in s.bands
         ],
         basis=f"readjusted {percent}% on {on} ({why})",
+        kind="readjustment",
+        percent=percent,
+        index=index,
+        window=window,
     )
 
 
@@ -97,7 +127,14 @@ def schedules(
                 assert r.index is not None
                 window = _prev_month(when)
                 pct = (indices or IndexTable.empty()).percent(r.index, window)
-                current = _readjust(current, when, pct, f"{r.index.upper()} 12 months to {window}")
+                current = _readjust(
+                    current,
+                    when,
+                    pct,
+                    f"{r.index.upper()} 12 months to {window}",
+                    index=r.index.upper(),
+                    window=window,
+                )
         else:
             current = PriceSchedule(
                 effective=when,
@@ -118,6 +155,8 @@ def schedules(
                 ),
                 bands=list(event.bands) if event.bands is not None else current.bands,
                 basis=f"amendment of {when}" + (f" ({event.note})" if event.note else ""),
+                kind="amendment",
+                note=event.note or None,
             )
         out.append(current)
     return out

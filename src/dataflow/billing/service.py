@@ -79,6 +79,12 @@ def _carried(row: Any, number: str | None) -> Carried:
         ),
         amount_ufemg=row["amount_ufemg"],
         amount_brl=row["amount_brl"],
+        params={
+            "for_month": row["for_month"],
+            "from": str(row["accesses_from"]),
+            "to": str(row["accesses_to"]),
+            **({"number": number} if number else {}),
+        },
     )
 
 

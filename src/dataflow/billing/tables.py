@@ -107,6 +107,8 @@ billing_invoice_lines = Table(
     Column("amount_brl", DecimalText, nullable=False),
     # a fine line: the Art. 45 III sanction it bills (contracts' sanctions table)
     Column("sanction_id", Integer, ForeignKey("sanctions.id"), nullable=True),
+    # JSON object of the values the description states (for wording in Portuguese); null: none
+    Column("params", Text, nullable=True),
 )
 
 # Gap-free numbering: a row per series, incremented inside the issuing transaction (a rollback
