@@ -10,6 +10,7 @@ import msgspec
 __all__ = [
     "ApiKeyRecord",
     "AuditEntry",
+    "ConsoleUser",
     "Contact",
     "Contract",
     "ContractKind",
@@ -204,3 +205,25 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     partner_id: int | None
     before: dict[str, object] | None
     after: dict[str, object] | None
+
+
+class ConsoleUser(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a console session belongs to: a staff member (with a role) or a partner's member."""
+
+    kind: str  # staff | member
+    name: str
+    role: Role | None = None  # staff only
+    staff_key_id: str | None = None
+    member_id: int | None = None
+    partner_id: int | None = None  # member only: the one partner whose data they see
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "staff"
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this person (staff as in the admin API)."""
+        if self.is_staff:
+            return f"staff:{self.name}({self.role})"
+        return f"member:{self.name}#{self.member_id}(partner {self.partner_id})"

@@ -262,8 +262,12 @@ class ContractsRepository:
         action: str | None = None,
         since: datetime | None = None,
         limit: int = 200,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
-        q = select(audit_log).order_by(audit_log.c.id)
+        q = select(audit_log).order_by(audit_log.c.id.desc() if newest_first else audit_log.c.id)
+        if before_id is not None:
+            q = q.where(audit_log.c.id < before_id)
         if partner_id is not None:
             q = q.where(audit_log.c.partner_id == partner_id)
         if entity is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "admin_credentials",
     "api_keys",
     "audit_log",
+    "console_sessions",
     "contacts",
     "contracts",
     "members",
@@ -117,6 +118,11 @@ members = Table(
     Column("email", String(200), nullable=True),
     Column("added_at", DateTime(timezone=True), nullable=False),
     Column("removed_at", DateTime(timezone=True), nullable=True),
+    # console sign-in (never the API key): argon2id hash, set through a one-time invitation
+    Column("password_hash", String(200), nullable=True),
+    Column("password_set_at", DateTime(timezone=True), nullable=True),
+    Column("invite_hash", String(64), nullable=True, unique=True, index=True),  # its SHA-256
+    Column("invite_expires_at", DateTime(timezone=True), nullable=True),
 )
 
 api_keys = Table(
@@ -163,6 +169,24 @@ admin_credentials = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # an optional console password, set from a session opened with the credential itself
+    Column("password_hash", String(200), nullable=True),
+    Column("password_set_at", DateTime(timezone=True), nullable=True),
+)
+
+# Console sessions: the cookie holds a random token, the database its SHA-256. A session ends
+# by sign-out, by idle time or by age, and with the credential or membership it was opened by.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),  # staff | member
+    Column("staff_key_id", String(32), ForeignKey("admin_credentials.key_id"), nullable=True),
+    Column("member_id", Integer, ForeignKey("members.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("flash", Text, nullable=True),  # one message for the next page (post/redirect/get)
 )
 
 # Append-only (triggers refuse UPDATE and DELETE): every change, who, when, before/after (JSON).

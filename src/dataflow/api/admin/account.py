@@ -18,8 +18,11 @@ import msgspec
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Stream
 
+from dataflow.api.access_records import csv_chunks, json_body, parquet_body, parse_month
 from dataflow.api.admin.errors import contracts_exception_handlers
+from dataflow.api.encode import PARQUET
 from dataflow.api.routes.common import document_problems
 from dataflow.api.state import ApiState
 from dataflow.billing.repository import StoredInvoice, overdue_invoices
@@ -157,10 +160,58 @@ def _overdue(api: ApiState, partner_id: int) -> list[StoredInvoice]:
         return overdue_invoices(conn, api.contracts.today(), partner_id=partner_id)
 
 
+_RECORD_FORMATS = ["application/json", "text/csv", PARQUET]
+
+
+@get(
+    "/accesses",
+    summary="Your counted accesses of a month, one record each (not billable)",
+    description=(
+        "`month=YYYY-MM` (default: this month, America/Sao_Paulo). One record per counted "
+        "access — exactly what the month's invoice prices, so the count of records is the "
+        "invoice's accesses. JSON by default, CSV with `Accept: text/csv`, Parquet with "
+        f"`Accept: {PARQUET}`."
+    ),
+    responses={
+        200: ResponseSpec(
+            data_container=dict[str, Any],
+            media_type="application/json",
+            description="count, fields and records (CSV and Parquet by Accept)",
+        )
+    },
+)
+async def account_accesses(
+    request: Request[Any, Any, Any], state: State
+) -> Response[bytes] | Stream:
+    api: ApiState = state.api
+    caller = await api.keys.authenticate(request)
+    month = parse_month(request.query_params.get("month"))
+    accept = request.headers.get("accept", "")
+    best = request.accept.best_match(_RECORD_FORMATS) if accept.strip() else None
+    engine, pid = api.contracts.engine, caller.partner_id
+    name = f"acessos-{pid}-{month}"
+    if best == "text/csv":
+        return Stream(
+            csv_chunks(engine, pid, month),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if best == PARQUET:
+        body = await asyncio.to_thread(parquet_body, engine, pid, month)
+        return Response(
+            body,
+            media_type=PARQUET,
+            headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
+        )
+    return Response(
+        await asyncio.to_thread(json_body, engine, pid, month), media_type="application/json"
+    )
+
+
 account_router = Router(
     path="/v1/account",
     route_handlers=document_problems(
-        [account, account_usage_csv, account_usage_png], 400, 401, 403, 404
+        [account, account_usage_csv, account_usage_png, account_accesses], 400, 401, 403, 404
     ),
     exception_handlers=contracts_exception_handlers,
 )

@@ -15,13 +15,14 @@ from dataflow.contracts.models import AuditEntry, Contract, Entitlement, Sanctio
 from dataflow.contracts.repository import ContractsRepository as Repo
 from dataflow.contracts.service.agreements import AgreementsOps
 from dataflow.contracts.service.entitlements import derive_entitlement
+from dataflow.contracts.service.logins import LoginsOps, SessionPolicy
 from dataflow.contracts.service.sanctions import SanctionsOps
 from dataflow.contracts.service.staff import StaffOps
 
-__all__ = ["ContractsService", "current_contract", "derive_entitlement"]
+__all__ = ["ContractsService", "SessionPolicy", "current_contract", "derive_entitlement"]
 
 
-class ContractsService(AgreementsOps, SanctionsOps, StaffOps):
+class ContractsService(AgreementsOps, SanctionsOps, StaffOps, LoginsOps):
     """The control plane. ``clock`` is injectable so lifecycle rules can be tested on any date."""
 
     # -- entitlements ---------------------------------------------------------------------------
@@ -79,8 +80,17 @@ class ContractsService(AgreementsOps, SanctionsOps, StaffOps):
         action: str | None = None,
         since: datetime | None = None,
         limit: int = 200,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
         with self.engine.connect() as conn:
             return Repo.audit_entries(
-                conn, partner_id=partner_id, entity=entity, action=action, since=since, limit=limit
+                conn,
+                partner_id=partner_id,
+                entity=entity,
+                action=action,
+                since=since,
+                limit=limit,
+                before_id=before_id,
+                newest_first=newest_first,
             )
