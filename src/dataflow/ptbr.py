@@ -23,6 +23,7 @@ __all__ = [
     "inteiro",
     "mes",
     "mes_curto",
+    "numero",
     "percentual",
     "ufemg",
 ]
@@ -61,6 +62,15 @@ def decimal_br(value: Decimal | int | str, places: int) -> str:
     whole, _, frac = f"{abs(q):f}".partition(".")
     text = _group(whole)
     return f"{sign}{text},{frac}" if places else f"{sign}{text}"
+
+
+def numero(value: Decimal | int | str | None) -> str:
+    """A decimal with the places it has, trailing zeros dropped: ``0,02``, ``5,7899``, ``4,5``."""
+    if value is None:
+        return "—"
+    d = Decimal(value)
+    exponent = d.normalize().as_tuple().exponent
+    return decimal_br(d, max(0, -int(exponent)))
 
 
 def brl(value: Decimal | int | str) -> str:

@@ -48,6 +48,9 @@ class Settings:
     settle_interval: float = 5.0  # seconds between in-process settlements (0: off)
     api_cache_mb: int = 64  # per-worker response cache (0 turns it off)
     api_query_seconds: float = 10.0  # time limit of one rows query
+    console_idle_minutes: float = 30.0  # a console session unused this long ends
+    console_secret: str | None = None  # signs CSRF tokens; None: $DATA_DIR/console.secret
+    console_secure_cookies: bool = False  # Secure cookies even when the app sees plain http
     repo_root: Path = Path(__file__).resolve().parents[2]
     # a staff credential (dfa_…) naming who runs the CLI and with which role; never printed
     staff_token: str | None = field(default=None, repr=False)
@@ -125,6 +128,10 @@ class Settings:
             api_cache_mb=cache_mb,
             api_query_seconds=query_seconds,
             staff_token=env.get("DATAFLOW_STAFF_TOKEN") or None,
+            console_idle_minutes=_float(env, "DATAFLOW_CONSOLE_IDLE_MINUTES", 30.0) or 30.0,
+            console_secret=env.get("DATAFLOW_CONSOLE_SECRET") or None,
+            console_secure_cookies=env.get("DATAFLOW_CONSOLE_SECURE", "").lower()
+            in {"1", "true", "yes"},
         )
 
 

@@ -14,6 +14,8 @@ from dataflow.aggregation.catalog import load_release
 from dataflow.aggregation.release import newest_release
 from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
+from dataflow.api.console import ConsoleState, console_routers, template_config
+from dataflow.api.console.context import console_secret
 from dataflow.api.encode import PageEncoder
 from dataflow.api.errors import exception_handlers
 from dataflow.api.execute import QueryRunner
@@ -99,9 +101,18 @@ def create_app(
         # report them as leaks when the interpreter shuts down.
         gc.unfreeze()
 
+    console = ConsoleState.build(settings, contracts)
     app = Litestar(
-        route_handlers=[*routes, admin_router, account_router],
-        state=State({"api": api}),
+        route_handlers=[
+            *routes,
+            admin_router,
+            account_router,
+            *console_routers(
+                console_secret(settings), secure_cookies=settings.console_secure_cookies
+            ),
+        ],
+        state=State({"api": api, "console": console}),
+        template_config=template_config(),
         exception_handlers=exception_handlers,
         middleware=[observe(metrics)],
         on_startup=[_start],

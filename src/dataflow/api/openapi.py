@@ -11,7 +11,7 @@ import copy
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, YamlRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
@@ -48,6 +48,19 @@ Errors are RFC 9457 problem documents (`application/problem+json`). Stable probl
 """
 
 
+def _docs_page() -> SwaggerRenderPlugin:
+    """Swagger UI from the app's own static files (vendored from npm): no CDN, no favicon or
+    font fetched from elsewhere."""
+    base = "/static/vendor/swagger-ui"
+    return SwaggerRenderPlugin(
+        path="/",
+        js_url=f"{base}/swagger-ui-bundle.js",
+        css_url=f"{base}/swagger-ui.css",
+        standalone_preset_js_url=f"{base}/swagger-ui-standalone-preset.js",
+        favicon='<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">',
+    )
+
+
 def openapi_config(version: str) -> OpenAPIConfig:
     types = "\n".join(f"- `{kind}` — {what}" for kind, what in PROBLEM_TYPES.items())
     return OpenAPIConfig(
@@ -55,7 +68,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
         version=version,
         description=_DESCRIPTION.format(base=PROBLEM_BASE, types=types),
         path=DOCS_PATH,
-        render_plugins=[ScalarRenderPlugin(path="/"), JsonRenderPlugin(), YamlRenderPlugin()],
+        render_plugins=[_docs_page(), JsonRenderPlugin(), YamlRenderPlugin()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(

@@ -39,13 +39,7 @@ CODE_TITLES = {
 _UNITS = {"licence-month": "licença-mês", "month": "mês", "hour": "hora", "unit": "unidade"}
 
 
-def _num(value: Decimal | str | None) -> str:
-    """A decimal with the places it has (unit prices: ``0,02``, ``0,020900`` → ``0,0209``)."""
-    if value is None:
-        return "—"
-    d = Decimal(value)
-    places = max(0, -int(d.normalize().as_tuple().exponent))
-    return ptbr.decimal_br(d, places)
+_num = ptbr.numero
 
 
 def _count(value: str | int | None) -> str:

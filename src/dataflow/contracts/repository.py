@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -375,6 +376,15 @@ class ContractsRepository:
             )
         ).scalar_one_or_none()
         return int(value or 0)
+
+    @staticmethod
+    def usage_totals(conn: Connection) -> dict[str, int]:
+        rows = conn.execute(
+            select(usage_ledger.c.month, func.sum(usage_ledger.c.accesses)).group_by(
+                usage_ledger.c.month
+            )
+        ).all()
+        return {str(r[0]): int(r[1] or 0) for r in rows}
 
     @staticmethod
     def usage_by_month(conn: Connection, partner_id: int) -> dict[str, int]:

@@ -30,7 +30,14 @@ from dataflow.api.routes.common import api_state, authenticate, problems
 from dataflow.api.state import ApiState
 from dataflow.metering.models import Outcome
 
-__all__ = ["MAX_LIMIT_BINARY", "PageResponse", "RowsPage", "negotiate", "table_rows"]
+__all__ = [
+    "MAX_LIMIT_BINARY",
+    "PageResponse",
+    "RowsPage",
+    "negotiate",
+    "serve_page",
+    "table_rows",
+]
 
 MAX_LIMIT_BINARY = 250_000  # rows per page in Arrow or Parquet: columnar bulk extracts
 _OFFERED = [JSON, CSV, ARROW, PARQUET]
@@ -135,6 +142,28 @@ async def _render_counted(
     return out
 
 
+async def serve_page(
+    api: ApiState, caller: Caller, table: PublicTable, query: RowQuery, fmt: Format
+) -> Rendered:
+    """One access: the page from the cache or rendered, counted by the meter before it is sent.
+
+    The one execution path of data requests: the rows route and the console's table explorer
+    both call it, so both are metered, cached and limited alike.
+    """
+    started = time.perf_counter()
+    out = api.runner.lookup(api.release, query, fmt)
+    api.metrics.cache_lookup(hit=out is not None)
+    if out is not None:
+        # A cached page costs nothing to look up: it is counted with what it serves, in one
+        # step, and only sent once counted (no completion to write afterwards).
+        served = Outcome(200, len(out.body), round((time.perf_counter() - started) * 1000, 3))
+        await count_access(api.meter, caller, table.id, api.release.version, outcome=served)
+    else:
+        out = await _render_counted(api, caller, table, query, fmt, started)
+    api.metrics.access_served(table.id, fmt.value, out.rows)
+    return out
+
+
 @get(
     "/v1/tables/{table_id:str}/rows",
     summary="Rows of a table (billable: one request = one access)",
@@ -166,17 +195,7 @@ async def table_rows(
     params = _single_params(request)
     max_limit = MAX_LIMIT_BINARY if fmt.binary else MAX_LIMIT
     query = parse_query(table, params, api.release.version, max_limit=max_limit)
-    started = time.perf_counter()
-    out = api.runner.lookup(api.release, query, fmt)
-    api.metrics.cache_lookup(hit=out is not None)
-    if out is not None:
-        # A cached page costs nothing to look up: it is counted with what it serves, in one
-        # step, and only sent once counted (no completion to write afterwards).
-        served = Outcome(200, len(out.body), round((time.perf_counter() - started) * 1000, 3))
-        await count_access(api.meter, caller, table.id, api.release.version, outcome=served)
-    else:
-        out = await _render_counted(api, caller, table, query, fmt, started)
-    api.metrics.access_served(table.id, fmt.value, out.rows)
+    out = await serve_page(api, caller, table, query, fmt)
     headers = [
         (b"dataflow-release", api.release.version.encode()),
         (b"dataflow-has-more", b"true" if out.has_more else b"false"),

@@ -46,10 +46,14 @@ class ContractsService(AgreementsOps, SanctionsOps, StaffOps, LoginsOps):
         }
 
     def entitlement(self, partner_id: int) -> Entitlement:
-        ent = self.entitlements().get(partner_id)
-        if ent is None:
-            raise PartnerNotFound(partner_id)
-        return ent
+        """One partner's entitlement now (reads only that partner's rows)."""
+        with self.engine.connect() as conn:
+            partner = Repo.get_partner(conn, partner_id)
+            if partner is None:
+                raise PartnerNotFound(partner_id)
+            contract = current_contract(Repo.contracts(conn, partner_id))
+            sanctions = Repo.sanctions(conn, partner_id)
+        return derive_entitlement(partner, contract, sanctions, self.now())
 
     # -- usage ledger -------------------------------------------------------------------------
 
@@ -64,6 +68,11 @@ class ContractsService(AgreementsOps, SanctionsOps, StaffOps, LoginsOps):
     def usage_for_month(self, month: str) -> dict[int, int]:
         with self.engine.connect() as conn:
             return Repo.usage_for_month(conn, month)
+
+    def usage_totals(self) -> dict[str, int]:
+        """Settled accesses of every partner, per month (the transparency page's series)."""
+        with self.engine.connect() as conn:
+            return Repo.usage_totals(conn)
 
     def usage_by_month(self, partner_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:

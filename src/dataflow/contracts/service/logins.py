@@ -187,6 +187,14 @@ class LoginsOps(ServiceBase):
             )
         return login
 
+    def member_login(self, member_id: int) -> str | None:
+        """The e-mail a member signs in with (None: no console login yet)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(members.c.email, members.c.password_hash).where(members.c.id == member_id)
+            ).first()
+        return str(row[0]) if row is not None and row[0] and row[1] else None
+
     # -- signing in --------------------------------------------------------------------------
 
     def authenticate(self, login: str, secret: str) -> ConsoleUser | None:

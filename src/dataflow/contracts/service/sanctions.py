@@ -170,6 +170,13 @@ class SanctionsOps(ServiceBase):
             assert after is not None
             return after
 
+    def sanction(self, sanction_id: int) -> Sanction:
+        with self.engine.connect() as conn:
+            found = Repo.get_sanction(conn, sanction_id)
+        if found is None:
+            raise SanctionNotFound(sanction_id)
+        return found
+
     def sanctions(self, partner_id: int | None = None) -> list[Sanction]:
         with self.engine.connect() as conn:
             return Repo.sanctions(conn, partner_id)

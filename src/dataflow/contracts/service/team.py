@@ -123,6 +123,20 @@ class TeamOps(ServiceBase):
                 self._revoke(conn, key_id, "member removed from the authorized team", actor, now)
             return revoked
 
+    def member(self, member_id: int) -> Member:
+        with self.engine.connect() as conn:
+            found = Repo.get_member(conn, member_id)
+        if found is None:
+            raise MemberNotFound(member_id)
+        return found
+
+    def key(self, key_id: str) -> ApiKeyRecord:
+        with self.engine.connect() as conn:
+            found = self._key(conn, key_id)
+        if found is None:
+            raise KeyNotFound(key_id)
+        return found
+
     def members(self, partner_id: int, *, include_removed: bool = False) -> list[Member]:
         with self.engine.connect() as conn:
             self._partner_or_raise(conn, partner_id)

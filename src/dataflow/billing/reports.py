@@ -1,0 +1,243 @@
+"""What finance reads: a month's close, revenue by month, pages of invoices, payments.
+
+Read-only queries for the console and the public transparency page; every change goes through
+``lifecycle`` and ``service``. Aggregates are computed by the database (GROUP BY), pages are
+bounded, so each read costs the same with ten or ten thousand invoices.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import msgspec
+from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
+
+from dataflow.billing.lifecycle import CreditNote, Payment
+from dataflow.billing.repository import StoredInvoice, recent_runs
+from dataflow.billing.tables import billing_credit_notes, billing_invoices, billing_payments
+from dataflow.contracts.tables import partners
+
+__all__ = ["BillingReports", "InvoicePage", "MonthClose", "MonthRevenue", "StatusTotals"]
+
+STATUSES = ("draft", "issued", "overdue", "paid", "void")
+
+
+class StatusTotals(msgspec.Struct, frozen=True, kw_only=True):
+    status: str  # draft | issued (not yet due) | overdue (issued, past due) | paid | void
+    count: int
+    total_ufemg: Decimal
+    total_brl: Decimal
+
+
+class MonthClose(msgspec.Struct, frozen=True, kw_only=True):
+    month: str
+    statuses: list[StatusTotals]  # every status, zeros included
+    runs: list[dict[str, object]]  # the month's billing runs, newest first
+    accesses: int  # billed accesses (non-void invoices)
+
+    def of(self, status: str) -> StatusTotals:
+        return next(s for s in self.statuses if s.status == status)
+
+    @property
+    def billed(self) -> StatusTotals:
+        """Everything not void: what the month is worth."""
+        live = [s for s in self.statuses if s.status != "void"]
+        return StatusTotals(
+            status="billed",
+            count=sum(s.count for s in live),
+            total_ufemg=sum((s.total_ufemg for s in live), Decimal(0)),
+            total_brl=sum((s.total_brl for s in live), Decimal(0)),
+        )
+
+
+class MonthRevenue(msgspec.Struct, frozen=True, kw_only=True):
+    month: str
+    invoices: int
+    billed_brl: Decimal  # issued and paid invoices
+    paid_brl: Decimal  # of which paid
+    billed_ufemg: Decimal
+    accesses: int
+
+
+class InvoiceRow(msgspec.Struct, frozen=True, kw_only=True):
+    invoice: StoredInvoice
+    partner_name: str | None
+    overdue: bool
+
+
+class InvoicePage(msgspec.Struct, frozen=True, kw_only=True):
+    rows: list[InvoiceRow]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _status_filter(status: str | None, today: date) -> list[ColumnElement[bool]]:
+    inv = billing_invoices.c
+    if status == "overdue":
+        return [inv.status == "issued", inv.due_date < today]
+    if status == "issued":
+        return [inv.status == "issued", or_(inv.due_date.is_(None), inv.due_date >= today)]
+    if status:
+        return [inv.status == status]
+    return []
+
+
+class BillingReports:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def month_close(self, month: str, today: date) -> MonthClose:
+        inv = billing_invoices.c
+        label = case(
+            (and_(inv.status == "issued", inv.due_date < today), "overdue"), else_=inv.status
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(label, inv.total_ufemg, inv.total_brl, inv.accesses).where(
+                    inv.month == month, inv.invoice_kind == "monthly"
+                )
+            ).all()
+            runs = [r for r in recent_runs(conn, 200) if r["month"] == month][:10]
+        # Amounts are exact decimal text: they are added here, not by the database (a float on
+        # SQLite), over at most one row per partner.
+        acc: dict[str, list[Decimal]] = {s: [Decimal(0), Decimal(0), Decimal(0)] for s in STATUSES}
+        accesses = 0
+        for st, ufemg, brl, n in rows:
+            acc[st][0] += 1
+            acc[st][1] += Decimal(str(ufemg))
+            acc[st][2] += Decimal(str(brl))
+            if st != "void":
+                accesses += int(n)
+        return MonthClose(
+            month=month,
+            statuses=[
+                StatusTotals(status=s, count=int(c), total_ufemg=u, total_brl=b)
+                for s, (c, u, b) in acc.items()
+            ],
+            runs=runs,
+            accesses=accesses,
+        )
+
+    def revenue_by_month(self, months: int = 12) -> list[MonthRevenue]:
+        """Issued and paid monthly invoices per billing month, the latest ``months``."""
+        inv = billing_invoices.c
+        with self.engine.connect() as conn:
+            recent = [
+                r[0]
+                for r in conn.execute(
+                    select(inv.month)
+                    .where(inv.invoice_kind == "monthly", inv.status.in_(("issued", "paid")))
+                    .group_by(inv.month)
+                    .order_by(inv.month.desc())
+                    .limit(months)
+                )
+            ]
+            if not recent:
+                return []
+            rows = conn.execute(
+                select(inv.month, inv.status, inv.total_brl, inv.total_ufemg, inv.accesses).where(
+                    inv.invoice_kind == "monthly",
+                    inv.status.in_(("issued", "paid")),
+                    inv.month.in_(recent),
+                )
+            ).all()
+        by: dict[str, list[Decimal | int]] = {
+            m: [0, Decimal(0), Decimal(0), Decimal(0), 0] for m in recent
+        }
+        for month, status, brl, ufemg, n in rows:
+            t = by[month]
+            t[0] = int(t[0]) + 1
+            t[1] = Decimal(t[1]) + brl
+            if status == "paid":
+                t[2] = Decimal(t[2]) + brl
+            t[3] = Decimal(t[3]) + ufemg
+            t[4] = int(t[4]) + int(n)
+        return [
+            MonthRevenue(
+                month=m,
+                invoices=int(t[0]),
+                billed_brl=Decimal(t[1]),
+                paid_brl=Decimal(t[2]),
+                billed_ufemg=Decimal(t[3]),
+                accesses=int(t[4]),
+            )
+            for m, t in sorted(by.items())
+        ]
+
+    def invoices(
+        self,
+        *,
+        today: date,
+        month: str | None = None,
+        status: str | None = None,
+        partner_id: int | None = None,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> InvoicePage:
+        inv = billing_invoices.c
+        where = _status_filter(status, today)
+        if month:
+            where.append(inv.month == month)
+        if partner_id is not None:
+            where.append(inv.partner_id == partner_id)
+        page = max(1, page)
+        with self.engine.connect() as conn:
+            total = int(
+                conn.execute(
+                    select(func.count()).select_from(billing_invoices).where(*where)
+                ).scalar_one()
+            )
+            rows = (
+                conn.execute(
+                    select(billing_invoices, partners.c.name.label("partner_name"))
+                    .outerjoin(partners, partners.c.id == inv.partner_id)
+                    .where(*where)
+                    .order_by(inv.month.desc(), inv.id.desc())
+                    .limit(per_page)
+                    .offset((page - 1) * per_page)
+                )
+                .mappings()
+                .all()
+            )
+        out = []
+        for r in rows:
+            stored = StoredInvoice.from_row(r)
+            late = stored.status == "issued" and stored.due_date is not None
+            out.append(
+                InvoiceRow(
+                    invoice=stored,
+                    partner_name=r["partner_name"],
+                    overdue=late and stored.due_date is not None and stored.due_date < today,
+                )
+            )
+        return InvoicePage(rows=out, total=total, page=page, per_page=per_page)
+
+    def payments(self, invoice_id: int) -> list[Payment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(billing_payments)
+                .where(billing_payments.c.invoice_id == invoice_id)
+                .order_by(billing_payments.c.id)
+            ).mappings()
+            return [
+                Payment(
+                    dae_reference=r["dae_reference"],
+                    amount_brl=r["amount_brl"],
+                    paid_on=r["paid_on"],
+                    note=r["note"],
+                )
+                for r in rows
+            ]
+
+    def credit_notes(self, invoice_id: int) -> list[CreditNote]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(billing_credit_notes).where(billing_credit_notes.c.invoice_id == invoice_id)
+            ).mappings()
+            return [CreditNote(**{f: r[f] for f in CreditNote.__struct_fields__}) for r in rows]
