@@ -8,13 +8,19 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 
 from dataflow import __version__
 from dataflow.aggregation.catalog import load_release
 from dataflow.aggregation.release import newest_release
 from dataflow.api.admin import account_router, admin_router
 from dataflow.api.auth import KeyRing
-from dataflow.api.console import ConsoleState, console_routers, template_config
+from dataflow.api.console import (
+    ConsoleState,
+    console_routers,
+    html_not_found,
+    template_config,
+)
 from dataflow.api.console.context import console_secret
 from dataflow.api.encode import PageEncoder
 from dataflow.api.errors import exception_handlers
@@ -113,7 +119,10 @@ def create_app(
         ],
         state=State({"api": api, "console": console}),
         template_config=template_config(),
-        exception_handlers=exception_handlers,
+        exception_handlers={
+            **exception_handlers,
+            HTTPException: html_not_found(exception_handlers[HTTPException]),
+        },
         middleware=[observe(metrics)],
         on_startup=[_start],
         on_shutdown=[_close],

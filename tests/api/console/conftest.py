@@ -4,9 +4,9 @@ role, a paid partner and a sandbox participant whose members have console passwo
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,11 +64,11 @@ class Console:
         await self.sign_in(login, PASSWORD)
 
 
-def sandbox_terms() -> str:
-    """A sandbox window around today: 12 months from the first day of last month."""
+def sandbox_terms(cap: int = 50) -> str:
+    """A sandbox window around today (12 months from the first day of last month), capped."""
     first = (date.today().replace(day=1) - timedelta(days=1)).replace(day=1)
     end = first.replace(year=first.year + 1) - timedelta(days=1)
-    return f'kind = "sandbox"\nstart = {first}\nend = {end}\n'
+    return f'kind = "sandbox"\nstart = {first}\nend = {end}\ncap = {cap}\n'
 
 
 @pytest.fixture
@@ -80,7 +80,6 @@ async def console(tmp_path: Path, release: ReleaseSummary) -> AsyncIterator[Cons
     sandbox = contracts.create_partner(
         "Beta Startup",
         Plan.SANDBOX,
-        monthly_cap=50,
         contract_toml=sandbox_terms(),
     )
     logins = {}

@@ -193,7 +193,7 @@ async def account_accesses(
     if best == "text/csv":
         return Stream(
             csv_chunks(engine, pid, month),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
     if best == PARQUET:

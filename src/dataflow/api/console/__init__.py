@@ -107,6 +107,18 @@ def _query(request: Request[Any, Any, Any], exc: QueryError) -> Template | Respo
     return _error(request, 400, "Consulta inválida", f"{exc.parameter}: {exc}")
 
 
+def html_not_found(
+    fallback: Any,
+) -> Any:  # app-level: an unknown path under the console gets the console's 404 page
+    def handler(request: Request[Any, Any, Any], exc: Exception) -> Any:
+        path = request.url.path
+        if path.startswith(("/console", "/transparencia")) and isinstance(exc, NotFoundException):
+            return _not_found(request, exc)
+        return fallback(request, exc)
+
+    return handler
+
+
 _HANDLERS: dict[type[Exception] | int, Any] = {
     SignInRequired: _sign_in,
     Forbidden: _forbidden,

@@ -68,7 +68,7 @@ def bar_chart(
     for k in range(5):
         v = y_max * k / 4
         yy = y(v)
-        label = fmt(v) if not money else ptbr.brl(v.quantize(Decimal(1)))
+        label = ptbr.brl(v.quantize(Decimal(1))) if money and y_max >= 4 else fmt(v)
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}"/>'
             f'<text class="axis" x="{_LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">'

@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from litestar.datastructures import State
@@ -29,7 +28,6 @@ class ConsoleState:
     reference: BillingReference
     policy: SessionPolicy
     secure_cookies: bool  # Secure on every console cookie, whatever scheme the app sees
-    releases_dir: Path
     _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -45,7 +43,6 @@ class ConsoleState:
             reference=reference,
             policy=SessionPolicy(idle_minutes=settings.console_idle_minutes),
             secure_cookies=settings.console_secure_cookies,
-            releases_dir=settings.releases_dir,
         )
 
     def cached(self, key: str, seconds: float, compute: Callable[[], Any]) -> Any:

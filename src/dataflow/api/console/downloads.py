@@ -86,7 +86,7 @@ async def dae_csv(
     body = statement_csv([_statement(console, inv, lines)]).encode()
     return Response(
         body,
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers=_attachment(f"dae-{inv.dae_reference}.csv"),
     )
 
@@ -97,37 +97,67 @@ def _records(console: ConsoleState, pid: int, month: str, fmt: str) -> Response[
     if fmt == "csv":
         return Stream(
             csv_chunks(engine, pid, month),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers=_attachment(name),
         )
     return Response(parquet_body(engine, pid, month), media_type=PARQUET, headers=_attachment(name))
 
 
-@get("/faturas/{invoice_id:int}/acessos.{fmt:str}")
-async def invoice_records(
-    request: Request[Any, Any, Any], state: State, invoice_id: FromPath[int], fmt: FromPath[str]
+async def _invoice_records(
+    request: Request[Any, Any, Any], state: State, invoice_id: int, fmt: str
 ) -> Response[bytes] | Stream:
     """The access records behind an invoice: its partner's counted accesses of its month."""
     console = console_state(state)
     inv, _ = await _invoice(request, console, invoice_id)
-    if fmt not in ("csv", "parquet") or inv.partner_id is None or not inv.month:
-        raise NotFoundException(f"fatura {invoice_id}: sem registros de acesso em {fmt}")
-    pid, month = inv.partner_id, inv.month
-    return await asyncio.to_thread(_records, console, pid, month, fmt)
+    if inv.partner_id is None or not inv.month:
+        raise NotFoundException(f"fatura {invoice_id}: não é mensal, não tem registros de acesso")
+    return await asyncio.to_thread(_records, console, inv.partner_id, inv.month, fmt)
 
 
-@get("/conta/acessos.{fmt:str}")
-async def own_records(
-    request: Request[Any, Any, Any], state: State, fmt: FromPath[str]
+@get("/faturas/{invoice_id:int}/acessos.csv")
+async def invoice_records_csv(
+    request: Request[Any, Any, Any], state: State, invoice_id: FromPath[int]
+) -> Response[bytes] | Stream:
+    return await _invoice_records(request, state, invoice_id, "csv")
+
+
+@get("/faturas/{invoice_id:int}/acessos.parquet")
+async def invoice_records_parquet(
+    request: Request[Any, Any, Any], state: State, invoice_id: FromPath[int]
+) -> Response[bytes] | Stream:
+    return await _invoice_records(request, state, invoice_id, "parquet")
+
+
+async def _own_records(
+    request: Request[Any, Any, Any], state: State, fmt: str
 ) -> Response[bytes] | Stream:
     console = console_state(state)
     seen = await viewer(request, console)
     if seen is None or seen.user.is_staff:
         raise SignInRequired
-    if fmt not in ("csv", "parquet"):
-        raise NotFoundException(f"acessos.{fmt}")
     month = month_param(request.query_params.get("mes")) or billing_month(datetime.now(UTC))
     return await asyncio.to_thread(_records, console, seen.partner_id, month, fmt)
 
 
-DOWNLOAD_HANDLERS = [dae_pdf, dae_csv, invoice_records, own_records]
+@get("/conta/acessos.csv")
+async def own_records_csv(
+    request: Request[Any, Any, Any], state: State
+) -> Response[bytes] | Stream:
+    return await _own_records(request, state, "csv")
+
+
+@get("/conta/acessos.parquet")
+async def own_records_parquet(
+    request: Request[Any, Any, Any], state: State
+) -> Response[bytes] | Stream:
+    return await _own_records(request, state, "parquet")
+
+
+DOWNLOAD_HANDLERS = [
+    dae_pdf,
+    dae_csv,
+    invoice_records_csv,
+    invoice_records_parquet,
+    own_records_csv,
+    own_records_parquet,
+]

@@ -114,7 +114,7 @@ async def export_csv(request: Request[Any, Any, Any], state: State) -> Response[
     }
     if out.next_cursor:
         headers["Dataflow-Next-Cursor"] = out.next_cursor
-    return Response(out.body, media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(out.body, media_type="text/csv", headers=headers)
 
 
 EXPLORER_HANDLERS = [explorer, export_csv]

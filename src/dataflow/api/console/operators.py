@@ -21,7 +21,7 @@ from dataflow.api.admin.routes import EVENT_ROLES, SANCTION_ROLES
 from dataflow.api.console.charts import Bar, bar_chart
 from dataflow.api.console.context import ConsoleState, console_state
 from dataflow.api.console.errors import DomainError, explain
-from dataflow.api.console.render import act, form, page, query_url, see_other
+from dataflow.api.console.render import act, form, page, pt, query_url, see_other
 from dataflow.api.console.session import Forbidden, Viewer, flash, staff
 from dataflow.api.console.views import contract_terms, month_param, today
 from dataflow.billing.compute import month_bounds
@@ -207,7 +207,7 @@ async def contract_event(
             new_end=new_end,
             reason=reason,
         ),
-        lambda k: f"Contrato {k.id}: {EVENT_NAMES[event].lower()} — agora “{k.state}”.",
+        lambda k: f"Contrato {k.id}: {EVENT_NAMES[event].lower()} — agora “{pt(k.state)}”.",
     )
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -98,9 +99,10 @@ def _recent_months(n: int) -> list[str]:
     return out[::-1]
 
 
-def _releases(console: ConsoleState) -> list[Publication]:
+def _releases(directory: Path) -> list[Publication]:
+    """Every release published beside the one being served, newest first."""
     out = []
-    for path in releases_in(console.releases_dir):
+    for path in releases_in(directory):
         m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         months = m.get("source", {}).get("watermark", {}).get("months", {})
         out.append(
@@ -151,7 +153,7 @@ def transparency(console: ConsoleState, api: ApiState) -> Transparency:
         generated_on=today(),
         months=figures,
         tables=tables,
-        releases=_releases(console),
+        releases=_releases(api.release.path.parent),
         current_release=api.release.version,
     )
 
@@ -210,7 +212,7 @@ async def transparency_csv(state: State) -> Response[bytes]:
         )
     return Response(
         buf.getvalue().encode(),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers={**_PUBLIC, "Content-Disposition": 'attachment; filename="transparencia.csv"'},
     )
 

@@ -60,9 +60,48 @@ STATUS_NAMES = {
 }
 
 
-def _pt(value: object) -> str:
+# Level and measure names of the tables (DESIGN §10 standard names), for headings and filters.
+COLUMN_NAMES = {
+    "uf": "UF",
+    "mesoregion": "Mesorregião",
+    "microregion": "Microrregião",
+    "municipality": "Município (código IBGE)",
+    "cnae_section": "CNAE seção",
+    "cnae_division": "CNAE divisão",
+    "cnae_group": "CNAE grupo",
+    "cnae_class": "CNAE classe",
+    "cnae_subclass": "CNAE subclasse",
+    "ncm_chapter": "NCM capítulo",
+    "ncm_heading": "NCM posição",
+    "ncm_subheading": "NCM subposição",
+    "ncm_item": "NCM item",
+    "cfop": "CFOP",
+    "model": "Modelo (55 NF-e, 65 NFC-e)",
+    "year": "Ano",
+    "quarter": "Trimestre",
+    "month": "Mês (AAAA-MM)",
+    "week": "Semana ISO",
+    "recipient_uf": "UF de destino",
+    "item_value": "Valor dos produtos (R$)",
+    "invoice_count": "Notas fiscais",
+    "issuer_count": "Contribuintes",
+    "flag": "Sinal",
+}
+
+
+def pt(value: object) -> str:
+    """A status, plan or kind in Portuguese (the value itself when there is no word for it)."""
     text = str(value)
     return STATUS_NAMES.get(text, text)
+
+
+def _value(value: object) -> str:
+    """A measure from a JSON page (a float): 2 places, the API's own figure otherwise intact."""
+    return (
+        ptbr.decimal_br(repr(value), 2)
+        if isinstance(value, float)
+        else ptbr.inteiro(int(str(value)))
+    )
 
 
 def _env(env: Environment) -> None:
@@ -76,7 +115,9 @@ def _env(env: Environment) -> None:
         mes=ptbr.mes,
         mes_curto=ptbr.mes_curto,
         cnpj=ptbr.cnpj,
-        pt=_pt,
+        pt=pt,
+        valor=_value,
+        coluna=lambda name: COLUMN_NAMES.get(str(name), str(name)),
         linha=line_text,
         codigo=lambda code: CODE_TITLES.get(str(code), str(code)),
         papel=lambda role: ROLE_NAMES.get(role, str(role)) if role else "",
