@@ -83,6 +83,21 @@ def test_sandbox_statement_has_nothing_to_pay(tmp_path: Path) -> None:
     assert rows[0]["quantity"] == "31234" and rows[0]["barcode"] == ""
 
 
+def test_statement_lines_are_in_portuguese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAE is for people: its lines are worded in Portuguese from their codes (the CSV keeps
+    the English record and adds the Portuguese text)."""
+    from reportlab import rl_config
+
+    monkeypatch.setattr(rl_config, "pageCompression", 0)  # so the PDF's text can be read back
+    s = _stored(ContractTerms.from_file(REPO / "examples" / "contract-continuous.toml"), 150_000)
+    pdf = write_statement_pdf(s, tmp_path / "dae.pdf").read_bytes()
+    assert b"Acessos: 150.000" in pdf and b"Suporte t" in pdf
+    assert b"Accesses" not in pdf and b"Monthly technical support" not in pdf
+    rows = list(csv.DictReader(io.StringIO(statement_csv([s]))))
+    assert rows[0]["line_description"].startswith("Accesses: 150,000")
+    assert rows[0]["line_text_pt"] == "Acessos: 150.000 × 0,02 UFEMG"
+
+
 def test_draft_has_no_statement() -> None:
     terms = ContractTerms.from_file(REPO / "examples" / "contract-continuous.toml")
     with pytest.raises(InvoiceStateError):
