@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -286,8 +287,11 @@ class ContractsRepository:
         return None if row is None else _partner(row)
 
     @staticmethod
-    def partners(conn: Connection) -> list[Partner]:
-        rows = conn.execute(select(partners).order_by(partners.c.id)).mappings().all()
+    def partners(conn: Connection, ids: Collection[int] | None = None) -> list[Partner]:
+        q = select(partners).order_by(partners.c.id)
+        if ids is not None:
+            q = q.where(partners.c.id.in_(list(ids)))
+        rows = conn.execute(q).mappings().all()
         return [_partner(r) for r in rows]
 
     @staticmethod
@@ -303,10 +307,17 @@ class ContractsRepository:
         return None if row is None else _contract(row)
 
     @staticmethod
-    def contracts(conn: Connection, partner_id: int | None = None) -> list[Contract]:
+    def contracts(
+        conn: Connection,
+        partner_id: int | None = None,
+        *,
+        partner_ids: Collection[int] | None = None,
+    ) -> list[Contract]:
         q = select(contracts).order_by(contracts.c.id)
         if partner_id is not None:
             q = q.where(contracts.c.partner_id == partner_id)
+        if partner_ids is not None:
+            q = q.where(contracts.c.partner_id.in_(list(partner_ids)))
         return [_contract(r) for r in conn.execute(q).mappings().all()]
 
     @staticmethod
@@ -337,10 +348,17 @@ class ContractsRepository:
         return None if row is None else _sanction(row)
 
     @staticmethod
-    def sanctions(conn: Connection, partner_id: int | None = None) -> list[Sanction]:
+    def sanctions(
+        conn: Connection,
+        partner_id: int | None = None,
+        *,
+        partner_ids: Collection[int] | None = None,
+    ) -> list[Sanction]:
         q = select(sanctions).order_by(sanctions.c.id)
         if partner_id is not None:
             q = q.where(sanctions.c.partner_id == partner_id)
+        if partner_ids is not None:
+            q = q.where(sanctions.c.partner_id.in_(list(partner_ids)))
         return [_sanction(r) for r in conn.execute(q).mappings().all()]
 
     @staticmethod

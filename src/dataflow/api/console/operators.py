@@ -72,7 +72,7 @@ async def partners_page(request: Request[Any, Any, Any], state: State) -> Templa
             or q == str(p.id)
         ]
         shown = found[(page_no - 1) * PER_PAGE : page_no * PER_PAGE]
-        ents = console.contracts.entitlements() if shown else {}
+        ents = console.contracts.entitlements([p.id for p in shown]) if shown else {}
         return [(p, ents.get(p.id)) for p in shown], len(found)
 
     rows, total = await asyncio.to_thread(load)

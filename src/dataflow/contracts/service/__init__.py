@@ -7,6 +7,7 @@ change without its entry cannot exist. The operations live in one module per con
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from dataflow.contracts.errors import PartnerNotFound
@@ -27,16 +28,17 @@ class ContractsService(AgreementsOps, SanctionsOps, StaffOps, LoginsOps):
 
     # -- entitlements ---------------------------------------------------------------------------
 
-    def entitlements(self) -> dict[int, Entitlement]:
-        """Each partner's entitlement now, from its current contract and its sanctions."""
+    def entitlements(self, partner_ids: Collection[int] | None = None) -> dict[int, Entitlement]:
+        """Each partner's entitlement now (or only ``partner_ids``'), from its current contract
+        and its sanctions."""
         now = self.now()
         with self.engine.connect() as conn:
-            everyone = Repo.partners(conn)
+            everyone = Repo.partners(conn, partner_ids)
             by_partner: dict[int, list[Contract]] = {}
-            for c in Repo.contracts(conn):
+            for c in Repo.contracts(conn, partner_ids=partner_ids):
                 by_partner.setdefault(c.partner_id, []).append(c)
             sanctions: dict[int, list[Sanction]] = {}
-            for s in Repo.sanctions(conn):
+            for s in Repo.sanctions(conn, partner_ids=partner_ids):
                 sanctions.setdefault(s.partner_id, []).append(s)
         return {
             p.id: derive_entitlement(

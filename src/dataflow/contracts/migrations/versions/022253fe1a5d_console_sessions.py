@@ -4,7 +4,8 @@ Members get a console password (argon2id hash) set through a one-time invitation
 credentials an optional password; console sessions are stored by the SHA-256 of their cookie
 token. Invoice lines keep the values their description states (``params``, JSON) so people-facing
 wording can be rendered in Portuguese. Columns are added with plain ALTER TABLE and the unique
-invitation hash is an index, so SQLite never rebuilds ``members`` (referenced by keys).
+invitation hash is an index, so SQLite never rebuilds ``members`` (referenced by keys). A
+covering index serves finance's monthly sums (the console's pages at 10⁴ invoices).
 
 Revision ID: 022253fe1a5d
 Revises: b7e2c9d4a1f3
@@ -58,9 +59,15 @@ def upgrade() -> None:
         "members", sa.Column("invite_expires_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.create_index(op.f("ix_members_invite_hash"), "members", ["invite_hash"], unique=True)
+    op.create_index(
+        "ix_billing_invoices_totals",
+        "billing_invoices",
+        ["month", "status", "invoice_kind", "total_brl", "total_ufemg", "accesses", "due_date"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_billing_invoices_totals", table_name="billing_invoices")
     op.drop_index(op.f("ix_members_invite_hash"), table_name="members")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_column("invite_expires_at")
