@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --python $(PYTHON)
 
-.PHONY: demo test lint typecheck pytest bench setup clean
+.PHONY: demo test lint typecheck pytest bench setup browser clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -32,7 +32,13 @@ lint: setup
 typecheck: setup
 	$(RUN) mypy
 
-pytest: setup
+# The console's browser tests drive Debian's headless Chromium (Playwright cannot download its
+# own browser here): installed when missing, so a machine without it fails loudly, never skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+pytest: setup browser
 	$(RUN) pytest -q -n 2 --dist loadgroup
 
 test: lint typecheck pytest

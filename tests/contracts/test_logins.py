@@ -3,10 +3,13 @@ staff credentials, sessions; every change audited."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dataflow.contracts.errors import InvalidInput, MemberNotFound
 from dataflow.contracts.models import Plan, Role
+from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService, SessionPolicy
 
 from .conftest import Clock
@@ -115,3 +118,23 @@ def test_sessions_end_idle_old_signed_out_or_with_their_member(
         service.set_member_password(mid, GOOD)
     actions = [e.action for e in service.audit()]
     assert actions.count("console.sign_in") == 4 and actions.count("console.sign_out") == 1
+
+
+def test_the_cli_sets_a_password_and_invites(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dataflow.cli import app
+
+    env = {"DATAFLOW_DATA_DIR": str(tmp_path)}
+    run = CliRunner().invoke
+    assert run(app, ["partner", "create", "X Ltda", "--plan", "sandbox"], env=env).exit_code == 0
+    added = run(app, ["member", "add", "1", "Ana", "--email", "ana@x.example"], env=env)
+    member = added.stdout.strip().splitlines()[-1]
+    short = run(app, ["member", "set-password", member, "--stdin"], input="curta\n", env=env)
+    assert short.exit_code != 0
+    done = run(app, ["member", "set-password", member, "--stdin"], input=GOOD + "\n", env=env)
+    assert done.exit_code == 0, done.output
+    invited = run(app, ["member", "invite", member], env=env)
+    assert invited.stdout.strip().startswith("/console/convite?token=")
+    service = ContractsService(make_engine(f"sqlite:///{tmp_path / 'dataflow.db'}"))
+    assert service.authenticate("ana@x.example", GOOD) is not None

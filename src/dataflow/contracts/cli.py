@@ -499,6 +499,34 @@ def member_remove(ctx: typer.Context, member: int) -> None:
     typer.echo(f"member {member} removed; revoked keys: {revoked}")
 
 
+@member_app.command("set-password")
+def member_set_password(
+    ctx: typer.Context,
+    member: int,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from standard input (scripts).")
+    ] = False,
+) -> None:
+    """Set a member's console password (their login is their e-mail; never their API key)."""
+    import sys
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with _errors():
+        _service(ctx).set_member_password(member, password, actor=_actor())
+    typer.echo(f"member {member}: console password set")
+
+
+@member_app.command("invite")
+def member_invite(ctx: typer.Context, member: int) -> None:
+    """A one-time console invitation (7 days) to set a password; its path is printed last."""
+    with _errors():
+        token = _service(ctx).invite_member(member, actor=_actor())
+    typer.echo(f"/console/convite?token={token}")
+
+
 @member_app.command("list")
 def member_list(ctx: typer.Context, partner: int) -> None:
     with _errors():
