@@ -70,7 +70,7 @@ def test_month_close_revenue_pages_and_the_audit_trail(
         "Sandy"
     ]
     assert len(reports.payments(paid.id)) == 1
-    assert reports.credit_notes(issued[1].id)[0].reason == "acerto"
+    assert life.credit_notes(issued[1].id)[0].reason == "acerto"
 
     trail = ContractsService(billing_engine).audit(limit=1000)
     mine = [(e.action, e.entity_id) for e in trail if e.actor == FIN]

@@ -26,9 +26,9 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from dataflow.billing.lifecycle import CreditNote, Payment
+from dataflow.billing.lifecycle import Payment
 from dataflow.billing.repository import StoredInvoice, recent_runs
-from dataflow.billing.tables import billing_credit_notes, billing_invoices, billing_payments
+from dataflow.billing.tables import billing_invoices, billing_payments
 from dataflow.contracts.tables import partners
 
 __all__ = ["BillingReports", "InvoicePage", "MonthClose", "MonthRevenue", "StatusTotals"]
@@ -289,10 +289,3 @@ class BillingReports:
                 )
                 for r in rows
             ]
-
-    def credit_notes(self, invoice_id: int) -> list[CreditNote]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(billing_credit_notes).where(billing_credit_notes.c.invoice_id == invoice_id)
-            ).mappings()
-            return [CreditNote(**{f: r[f] for f in CreditNote.__struct_fields__}) for r in rows]

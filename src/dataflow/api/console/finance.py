@@ -20,7 +20,7 @@ from dataflow.api.console.charts import Bar, bar_chart
 from dataflow.api.console.context import ConsoleState, console_state
 from dataflow.api.console.render import act, form, page, query_url
 from dataflow.api.console.session import staff
-from dataflow.api.console.views import invoice_view, month_param, today
+from dataflow.api.console.views import contract_view, invoice_view, month_param, today
 from dataflow.billing.reports import STATUSES
 from dataflow.contracts.models import Role
 from dataflow.ptbr import mes_curto
@@ -225,8 +225,6 @@ async def contract_page(
     request: Request[Any, Any, Any], state: State, contract_id: FromPath[int]
 ) -> Template:
     """A contract's price schedule and a preview of next month's invoice."""
-    from dataflow.api.console.views import contract_view
-
     console = console_state(state)
     seen = await staff(request, console, *STAFF)
     raw = request.query_params.get("acessos", "")

@@ -65,7 +65,7 @@ def invoice_view(
         with console.contracts.engine.connect() as conn:
             records = count_records(conn, inv.partner_id, inv.month)
     payments = console.reports.payments(invoice_id)
-    credits = console.reports.credit_notes(invoice_id)
+    credits = console.billing.lifecycle.credit_notes(invoice_id)
     paid = sum((p.amount_brl for p in payments), start=inv.total_brl * 0)
     credited = sum((c.amount_brl for c in credits), start=inv.total_brl * 0)
     counted = [line for line in lines if line.code in ACCESS_LINES]
