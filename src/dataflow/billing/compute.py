@@ -89,7 +89,7 @@ def consumption_lines(
     terms: ContractTerms | PriceSchedule, accesses: int, *, franchise: int | None = None
 ) -> list[ConsumptionPart]:
     """(code, description, amount, quantity, unit price, params) of consumption, before the
-    floor (``params``: what a translation of the description needs, see ``billing.wording``).
+    floor (``params``: what wording the line in Portuguese needs, see ``billing.reading``).
 
     Art. 10 III: up to the franchise, the franchise is the consumption; above it, the actual
     accesses (linear) or the band that holds them. Band upper bounds are inclusive.

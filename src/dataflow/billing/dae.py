@@ -18,9 +18,9 @@ from dataflow.billing.errors import InvoiceStateError
 from dataflow.billing.lifecycle import OPEN, SAO_PAULO
 from dataflow.billing.models import InvoiceLine
 from dataflow.billing.money import Brl
+from dataflow.billing.reading.wording import line_text
 from dataflow.billing.reference import DaeConfig
 from dataflow.billing.repository import StoredInvoice
-from dataflow.billing.wording import line_text
 from dataflow.ptbr import brl as _brl
 from dataflow.ptbr import cnpj as _cnpj
 from dataflow.ptbr import decimal_br, inteiro

@@ -43,7 +43,7 @@ class InvoiceLine(msgspec.Struct, frozen=True, kw_only=True):
     amount_ufemg: Decimal
     amount_brl: Decimal
     sanction_id: int | None = None  # fine lines: the sanction billed
-    # What the description says, as values: people-facing wording (``billing.wording``) is
+    # What the description says, as values: people-facing wording (``billing.reading.wording``) is
     # rendered from the code and these, in Portuguese; ``description`` stays the English record.
     params: dict[str, str] = {}
 

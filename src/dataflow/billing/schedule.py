@@ -38,7 +38,7 @@ class PriceSchedule(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None  # amendment
 
     def params(self) -> dict[str, str]:
-        """The basis as values: what ``billing.wording`` renders in Portuguese."""
+        """The basis as values: what ``billing.reading.wording`` renders in Portuguese."""
         values = {
             "effective": self.effective.isoformat(),
             "kind": self.kind,

@@ -161,17 +161,19 @@ def _seed(engine: Engine, member_partner: int) -> None:
         )
 
 
-async def _median_ms(console: Console, path: str) -> float:
+async def _median_ms(console: Console, path: str) -> tuple[float, float]:
+    """(CPU, wall) milliseconds of a request, medians of 3 after a warm-up."""
     first = await console.client.get(path)
     assert first.status_code == 200, f"{path}: {first.status_code} {first.text[:300]}"
-    times = []
+    cpu, wall = [], []
     for _ in range(3):
         console.client.app.state.console._cache.clear()  # the public page: measure it computed
-        started = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         r = await console.client.get(path)
-        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
         assert r.status_code == 200
-    return statistics.median(times)
+    return statistics.median(cpu), statistics.median(wall)
 
 
 async def test_every_page_within_300_ms_at_ten_thousand_invoices(console: Console) -> None:
@@ -199,7 +201,7 @@ async def test_every_page_within_300_ms_at_ten_thousand_invoices(console: Consol
         ],
         Role.AUDITOR: ["/console/auditoria", f"/console/auditoria?parceiro={some}"],
     }
-    timings: dict[str, float] = {}
+    timings: dict[str, tuple[float, float]] = {}
     for role, paths in pages.items():
         await console.as_staff(role)
         for path in paths:
@@ -214,8 +216,8 @@ async def test_every_page_within_300_ms_at_ten_thousand_invoices(console: Consol
     ]:
         timings[f"member {path}"] = await _median_ms(console, path)
     width = max(map(len, timings))
-    print(f"\nconsole pages, median of 3 (ms), {counts}:")
-    for name, ms in timings.items():
-        print(f"  {name:<{width}}  {ms:7.1f}")
-    slow = {k: round(v) for k, v in timings.items() if v > BOUND_MS}
+    print(f"\nconsole pages, median of 3, ms of CPU (wall), {counts}:")
+    for name, (cpu, wall) in timings.items():
+        print(f"  {name:<{width}}  {cpu:7.1f}  ({wall:.1f})")
+    slow = {k: round(cpu) for k, (cpu, _) in timings.items() if cpu > BOUND_MS}
     assert not slow, f"pages over {BOUND_MS:.0f} ms: {slow}"

@@ -11,8 +11,8 @@ from typing import Any
 
 from litestar.datastructures import State
 
+from dataflow.billing.reading.reports import BillingReports
 from dataflow.billing.reference import BillingReference
-from dataflow.billing.reports import BillingReports
 from dataflow.billing.service import BillingService
 from dataflow.contracts.service import ContractsService, SessionPolicy
 from dataflow.settings import Settings

@@ -21,7 +21,7 @@ from dataflow.api.console.context import ConsoleState, console_state
 from dataflow.api.console.render import act, form, page, query_url
 from dataflow.api.console.session import staff
 from dataflow.api.console.views import contract_view, invoice_view, month_param, today
-from dataflow.billing.reports import STATUSES
+from dataflow.billing.reading.reports import STATUSES
 from dataflow.contracts.models import Role
 from dataflow.ptbr import mes_curto
 

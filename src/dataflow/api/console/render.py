@@ -18,7 +18,7 @@ from dataflow import ptbr
 from dataflow.api.console.context import ConsoleState
 from dataflow.api.console.errors import DomainError, explain
 from dataflow.api.console.session import ROLE_NAMES, Viewer, flash
-from dataflow.billing.wording import CODE_TITLES, line_text
+from dataflow.billing.reading.wording import CODE_TITLES, line_text
 
 __all__ = [
     "NO_STORE",

@@ -8,12 +8,11 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from dataflow.billing.reports import BillingReports
+from dataflow.billing.reading.reports import BillingReports
 from dataflow.billing.service import BillingService
 from dataflow.contracts.models import Plan
 from dataflow.contracts.service import ContractsService
-
-from .conftest import REPO, add_partner, set_usage
+from tests.billing.conftest import REPO, add_partner, set_usage
 
 CONTINUOUS = (REPO / "examples" / "contract-continuous.toml").read_text()
 NOW = datetime(2026, 4, 10, 12, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pytest
 
 from dataflow.billing.compute import compute_invoice
 from dataflow.billing.models import Fine, InvoiceLine
+from dataflow.billing.reading.wording import line_text
 from dataflow.billing.reference import BillingReference
-from dataflow.billing.wording import line_text
 from dataflow.contracts.models import Plan
 from dataflow.contracts.terms import Band, ContractTerms
 
