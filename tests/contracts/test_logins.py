@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.errors import InvalidInput, MemberNotFound
 from dataflow.contracts.models import Plan, Role
 from dataflow.contracts.repository import make_engine
@@ -29,7 +30,7 @@ def test_members_sign_in_with_their_email_and_password_never_their_key(
     key = service.create_key(service.member(mid).partner_id, member_id=mid)
     with pytest.raises(InvalidInput, match="at least 12"):
         service.set_member_password(mid, "curta")
-    service.set_member_password(mid, GOOD, actor="staff:x(operator)")
+    service.set_member_password(mid, GOOD, actor=Actor("staff:x(operator)", Role.OPERATOR))
     user = service.authenticate("ANA@acme.example ", GOOD)
     assert user is not None and user.member_id == mid and not user.is_staff
     assert service.authenticate("ana@acme.example", key) is None
@@ -54,7 +55,7 @@ def test_one_console_login_per_email(service: ContractsService) -> None:
 
 def test_an_invitation_works_once_and_expires(service: ContractsService, clock: Clock) -> None:
     mid = _member(service)
-    token = service.invite_member(mid, actor="staff:x(operator)")
+    token = service.invite_member(mid, actor=Actor("staff:x(operator)", Role.OPERATOR))
     user = service.accept_invitation(token, GOOD)
     assert user.member_id == mid
     with pytest.raises(InvalidInput, match="invitation"):
@@ -76,7 +77,7 @@ def test_staff_sign_in_with_their_credential_or_a_password_set_from_it(
         user is not None and user.role is Role.FINANCE and user.actor == "staff:Fernanda(finance)"
     )
     key_id = token.split("_")[1]
-    login = service.set_staff_password(key_id, GOOD, actor=user.actor)
+    login = service.set_staff_password(key_id, GOOD, actor=Actor(user.actor, user.role))
     assert login == f"dfa_{key_id}"
     assert service.authenticate(login, GOOD) == user
     assert service.authenticate(key_id, GOOD) == user

@@ -515,7 +515,7 @@ def member_set_password(
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with _errors():
-        _service(ctx).set_member_password(member, password, actor=_actor())
+        _service(ctx).set_member_password(member, password, actor=_actor(ctx))
     typer.echo(f"member {member}: console password set")
 
 
@@ -523,7 +523,7 @@ def member_set_password(
 def member_invite(ctx: typer.Context, member: int) -> None:
     """A one-time console invitation (7 days) to set a password; its path is printed last."""
     with _errors():
-        token = _service(ctx).invite_member(member, actor=_actor())
+        token = _service(ctx).invite_member(member, actor=_actor(ctx))
     typer.echo(f"/console/convite?token={token}")
 
 

@@ -24,6 +24,7 @@ import pytest
 from dataflow.aggregation.release import ReleaseSummary
 from dataflow.billing.reference import BillingReference
 from dataflow.billing.service import BillingService
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.models import Plan, Role
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
@@ -182,7 +183,7 @@ def test_finance_issues_a_month_and_records_a_payment(world: World, browser: Any
     assert page.get_by_role("heading", name=re.compile("Fatura .* paga")).is_visible()
     shot(page, "finance-3-paid")
     actions = {e.action for e in world.contracts.audit(limit=10_000)}
-    assert {"billing.run", "invoice.issue", "invoice.payment", "console.sign_in"} <= actions
+    assert {"billing.run.finish", "invoice.issue", "invoice.paid", "console.sign_in"} <= actions
 
 
 def test_operator_suspends_and_reinstates_and_the_api_follows(world: World, browser: Any) -> None:
@@ -222,11 +223,11 @@ def test_partner_downloads_records_that_add_up_to_the_invoice(world: World, brow
     billing = BillingService(
         world.contracts.engine, BillingReference.load(REPO / "datasets"), grace_days=5
     )
-    billing.run_month(month, actor="staff:test(finance)")
+    billing.run_month(month, actor=Actor("staff:test(finance)", Role.FINANCE))
     inv = next(
         i for i in billing.lifecycle.list_invoices(month=month) if i.partner_id == world.paid
     )
-    inv = billing.lifecycle.issue(inv.id, actor="staff:test(finance)")
+    inv = billing.lifecycle.issue(inv.id, actor=Actor("staff:test(finance)", Role.FINANCE))
 
     page = browser()
     sign_in(page, world.base, "ana@acme.example", PASSWORD)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from litestar.testing import AsyncTestClient
 
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.models import Role
 from dataflow.contracts.service import SessionPolicy
 from tests.api.console.conftest import PASSWORD, Console
@@ -98,11 +99,11 @@ async def test_a_partner_cannot_see_another_partners_invoice_or_records(console:
     from dataflow.api.console.context import ConsoleState
 
     state: ConsoleState = console.client.app.state.console
-    state.billing.run_month("2026-11", actor="test")
+    state.billing.run_month("2026-11", actor=Actor("test"))
     sandbox_invoice = next(
         i for i in state.billing.lifecycle.list_invoices() if i.partner_id == console.sandbox
     )
-    state.billing.lifecycle.issue(sandbox_invoice.id, actor="test")
+    state.billing.lifecycle.issue(sandbox_invoice.id, actor=Actor("test"))
     await console.as_member(console.paid_login)
     for path in (
         f"/console/conta/faturas/{sandbox_invoice.id}",
@@ -176,7 +177,7 @@ async def test_removing_a_member_ends_their_session(console: Console) -> None:
     await console.as_member(console.paid_login)
     assert (await console.client.get("/console/conta")).status_code == 200
     member = next(m for m in console.contracts.members(console.paid) if m.email)
-    console.contracts.remove_member(member.id, actor="test")
+    console.contracts.remove_member(member.id, actor=Actor("test"))
     r = await console.client.get("/console/conta", follow_redirects=False)
     assert r.status_code == 303
 
@@ -258,10 +259,10 @@ async def test_every_console_action_is_in_the_audit_log(console: Console) -> Non
     )
     finance_actions = {e.action for e in c.audit(limit=100_000) if "(finance)" in e.actor}
     assert {
-        "billing.run",
+        "billing.run.finish",
         "invoice.issue",
-        "invoice.credit_note",
-        "invoice.payment",
+        "credit_note.create",
+        "payment.record",
         "sanction.fine",
         "sanction.lift",
         "invoice.void",
@@ -279,7 +280,7 @@ async def test_every_console_action_is_in_the_audit_log(console: Console) -> Non
 async def test_an_invitation_sets_a_password_once(console: Console) -> None:
     c = console.contracts
     m = c.add_member(console.paid, "Duda", email="duda@acme.example")
-    token = c.invite_member(m.id, actor="test")
+    token = c.invite_member(m.id, actor=Actor("test"))
     csrf = await console.csrf(f"/console/convite?token={token}")
     r = await console.client.post(
         "/console/convite",

@@ -10,13 +10,14 @@ from sqlalchemy import Engine
 
 from dataflow.billing.reading.reports import BillingReports
 from dataflow.billing.service import BillingService
-from dataflow.contracts.models import Plan
+from dataflow.contracts.actors import Actor
+from dataflow.contracts.models import Plan, Role
 from dataflow.contracts.service import ContractsService
 from tests.billing.conftest import REPO, add_partner, set_usage
 
 CONTINUOUS = (REPO / "examples" / "contract-continuous.toml").read_text()
 NOW = datetime(2026, 4, 10, 12, tzinfo=UTC)
-FIN = "staff:Fernanda(finance)"
+FIN = Actor("staff:Fernanda(finance)", Role.FINANCE)
 
 
 def test_month_close_revenue_pages_and_the_audit_trail(
@@ -72,9 +73,9 @@ def test_month_close_revenue_pages_and_the_audit_trail(
     assert life.credit_notes(issued[1].id)[0].reason == "acerto"
 
     trail = ContractsService(billing_engine).audit(limit=1000)
-    mine = [(e.action, e.entity_id) for e in trail if e.actor == FIN]
-    assert ("billing.run", str(summary.run_id)) in mine
+    mine = [(e.action, e.entity_id) for e in trail if e.actor == FIN.name]
+    assert ("billing.run.finish", str(summary.run_id)) in mine
     assert {("invoice.issue", str(i.id)) for i in issued} <= set(mine)
-    assert ("invoice.payment", str(paid.id)) in mine
-    assert ("invoice.credit_note", str(issued[1].id)) in mine
+    assert ("invoice.paid", str(paid.id)) in mine and "payment.record" in {a for a, _ in mine}
+    assert "credit_note.create" in {a for a, _ in mine}
     assert ("invoice.void", str(by_partner[s].id)) in mine

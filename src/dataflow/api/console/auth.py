@@ -132,7 +132,7 @@ async def set_password(request: Request[Any, Any, Any], state: State) -> Redirec
                 console.contracts.set_staff_password,
                 user.staff_key_id,
                 fields.get("nova", ""),
-                actor=user.actor,
+                actor=seen.actor,
             )
             done = f"Senha definida. Seu usuário para entrar com ela: {login}."
         else:
@@ -140,7 +140,7 @@ async def set_password(request: Request[Any, Any, Any], state: State) -> Redirec
                 console.contracts.set_member_password,
                 user.member_id or 0,
                 fields.get("nova", ""),
-                actor=user.actor,
+                actor=seen.actor,
             )
             done = "Senha alterada."
     except DomainError as e:

@@ -23,6 +23,7 @@ from dataflow.contracts.errors import (
     MemberNotFound,
     NotPermitted,
     PartnerNotFound,
+    RoleRequired,
     SanctionNotFound,
 )
 
@@ -30,6 +31,7 @@ __all__ = ["DomainError", "explain"]
 
 DomainError = (ContractsError, BillingError)
 
+_ROLES = {"operator": "operação", "finance": "financeiro", "auditor": "auditoria"}
 _FIELDS = {
     "password": "senha",
     "email": "e-mail",
@@ -50,6 +52,13 @@ _FIELDS = {
 
 def explain(error: Exception) -> str:
     """One sentence or two for the person who asked for the action."""
+    if isinstance(error, RoleRequired):
+        needed = " ou ".join(_ROLES.get(r, r) for r in error.roles)
+        return (
+            f"Esta ação ({error.action}) é do perfil {needed}; o seu é "
+            f"{_ROLES.get(error.role, error.role)}. Nada foi alterado: peça a um colega do "
+            f"perfil {needed}."
+        )
     if isinstance(error, ForbiddenTransition):
         allowed = ", ".join(error.allowed) or "nenhum (o contrato está encerrado)"
         return (

@@ -59,7 +59,11 @@ async def explorer(request: Request[Any, Any, Any], state: State) -> Template:
     console = console_state(state)
     api: ApiState = state.api
     seen = await member(request, console)
-    tables = sorted(api.release.tables.values(), key=lambda t: t.id)
+    caller = await _caller(console.contracts, seen)
+    # like the catalog: only the tables this partner may read
+    tables = sorted(
+        (t for t in api.release.tables.values() if caller.may_read(t.id)), key=lambda t: t.id
+    )
     chosen = request.query_params.get("tabela") or ""
     context: dict[str, Any] = {"tables": tables, "table": None, "release": api.release.version}
     if not chosen:
@@ -75,9 +79,7 @@ async def explorer(request: Request[Any, Any, Any], state: State) -> Template:
         params["cursor"] = request.query_params["cursor"]
     try:
         query = parse_query(table, params, api.release.version)
-        out = await serve_page(
-            api, await _caller(console.contracts, seen), table, query, Format.JSON
-        )
+        out = await serve_page(api, caller, table, query, Format.JSON)
     except QueryError as e:
         return page("tabelas.html", seen, erro=f"Filtro inválido ({e.parameter}): {e}", **context)
     except Problem as e:

@@ -22,6 +22,7 @@ from dataflow.api.console.render import act, form, page, query_url
 from dataflow.api.console.session import staff
 from dataflow.api.console.views import contract_view, invoice_view, month_param, today
 from dataflow.billing.reading.reports import STATUSES
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.models import Role
 from dataflow.ptbr import mes_curto
 
@@ -102,7 +103,7 @@ async def run_month(request: Request[Any, Any, Any], state: State) -> Redirect:
         console,
         seen,
         query_url("/console/financeiro", mes=month),
-        lambda: console.billing.run_month(month, trigger="console", actor=seen.user.actor),
+        lambda: console.billing.run_month(month, trigger="console", actor=seen.actor),
         done,
     )
 
@@ -117,7 +118,7 @@ async def issue_month(request: Request[Any, Any, Any], state: State) -> Redirect
     def issue() -> int:
         life = console.billing.lifecycle
         drafts = [i.id for i in life.list_invoices(month=month, status="draft")]
-        return len(life.issue_many(drafts, actor=seen.user.actor))
+        return len(life.issue_many(drafts, actor=seen.actor))
 
     return await act(
         console,
@@ -147,28 +148,28 @@ def _invoice_action(
         console = console_state(state)
         seen = await staff(request, console, *FIN)
         fields = await form(request)
-        call, done = action(console, seen.user.actor, invoice_id, fields)
+        call, done = action(console, seen.actor, invoice_id, fields)
         return await act(console, seen, f"/console/financeiro/faturas/{invoice_id}", call, done)
 
     handler.__name__ = f"invoice_{path}"
     return post(f"/financeiro/faturas/{{invoice_id:int}}/{path}", name=f"invoice-{path}")(handler)
 
 
-def _issue(console: ConsoleState, actor: str, invoice_id: int, f: dict[str, str]) -> Any:
+def _issue(console: ConsoleState, actor: Actor, invoice_id: int, f: dict[str, str]) -> Any:
     return (
         lambda: console.billing.lifecycle.issue(invoice_id, actor=actor),
         lambda inv: f"Fatura {inv.number} emitida; DAE {inv.dae_reference}.",
     )
 
 
-def _void(console: ConsoleState, actor: str, invoice_id: int, f: dict[str, str]) -> Any:
+def _void(console: ConsoleState, actor: Actor, invoice_id: int, f: dict[str, str]) -> Any:
     return (
         lambda: console.billing.lifecycle.void(invoice_id, f.get("motivo", ""), actor=actor),
         lambda inv: "Fatura anulada (o número, se havia, continua usado).",
     )
 
 
-def _credit(console: ConsoleState, actor: str, invoice_id: int, f: dict[str, str]) -> Any:
+def _credit(console: ConsoleState, actor: Actor, invoice_id: int, f: dict[str, str]) -> Any:
     def call() -> Any:
         amount = _decimal(f.get("ufemg", ""), "valor em UFEMG")
         return console.billing.lifecycle.credit_note(
@@ -178,7 +179,7 @@ def _credit(console: ConsoleState, actor: str, invoice_id: int, f: dict[str, str
     return call, lambda note: f"Nota de crédito {note.number} registrada."
 
 
-def _payment(console: ConsoleState, actor: str, invoice_id: int, f: dict[str, str]) -> Any:
+def _payment(console: ConsoleState, actor: Actor, invoice_id: int, f: dict[str, str]) -> Any:
     def call() -> Any:
         inv, _ = console.billing.lifecycle.get(invoice_id)
         amount = _decimal(f.get("valor", ""), "valor em R$")
@@ -213,8 +214,10 @@ async def impose_fine(
         lambda: console.contracts.fine(
             partner_id,
             f.get("motivo", ""),
-            _decimal(f.get("ufemg", ""), "valor em UFEMG"),
-            actor=seen.user.actor,
+            _decimal(f["ufemg"], "valor em UFEMG") if f.get("ufemg") else None,
+            percent=_decimal(f["percentual"], "percentual") if f.get("percentual") else None,
+            month=month_param(f.get("mes")),
+            actor=seen.actor,
         ),
         lambda s: f"Multa {s.id} aplicada.",
     )

@@ -17,7 +17,6 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from dataflow.api.admin.routes import EVENT_ROLES, SANCTION_ROLES
 from dataflow.api.console.charts import Bar, bar_chart
 from dataflow.api.console.context import ConsoleState, console_state
 from dataflow.api.console.errors import DomainError, explain
@@ -25,9 +24,10 @@ from dataflow.api.console.render import act, form, page, pt, query_url, see_othe
 from dataflow.api.console.session import Forbidden, Viewer, flash, staff
 from dataflow.api.console.views import contract_terms, month_param, today
 from dataflow.billing.compute import month_bounds
+from dataflow.contracts.actors import EVENT_ROLES
 from dataflow.contracts.errors import ContractInvalid, PartnerNotFound
 from dataflow.contracts.lifecycle import EndReason, Event, allowed_events
-from dataflow.contracts.models import Contract, Role
+from dataflow.contracts.models import Contract, Role, SanctionKind
 from dataflow.contracts.service import current_contract
 from dataflow.ptbr import mes_curto
 
@@ -37,6 +37,13 @@ OP = (Role.OPERATOR,)
 STAFF = (Role.FINANCE, Role.OPERATOR, Role.AUDITOR)
 PER_PAGE = 50
 
+# Who may impose and lift each sanction, as ``SanctionsOps`` requires (fines are finance's): the
+# buttons follow it, the service enforces it.
+SANCTION_ROLES = {
+    SanctionKind.FINE: (Role.FINANCE,),
+    SanctionKind.WARNING: (Role.OPERATOR,),
+    SanctionKind.SUSPENSION: (Role.OPERATOR,),
+}
 EVENT_NAMES = {
     Event.PAY_FEE: "Registrar taxa de análise paga (Art. 9º)",
     Event.ISSUE_BUDGET: "Emitir orçamento",
@@ -201,7 +208,7 @@ async def contract_event(
         lambda: console.contracts.transition(
             contract_id,
             event,
-            actor=seen.user.actor,
+            actor=seen.actor,
             budget_ufemg=f.get("orcamento") or None,
             terms_toml=f.get("termos") or None,
             new_end=new_end,
@@ -223,7 +230,7 @@ async def add_member(
         seen,
         f"/console/parceiros/{partner_id}",
         lambda: console.contracts.add_member(
-            partner_id, f.get("nome", ""), email=f.get("email") or None, actor=seen.user.actor
+            partner_id, f.get("nome", ""), email=f.get("email") or None, actor=seen.actor
         ),
         lambda m: f"{m.name} entrou na equipe autorizada (membro {m.id}).",
     )
@@ -240,7 +247,7 @@ async def remove_member(
         console,
         seen,
         f"/console/parceiros/{m.partner_id}",
-        lambda: console.contracts.remove_member(member_id, actor=seen.user.actor),
+        lambda: console.contracts.remove_member(member_id, actor=seen.actor),
         lambda revoked: f"{m.name} saiu da equipe; {len(revoked)} chave(s) revogada(s).",
     )
 
@@ -279,7 +286,7 @@ async def invite_member(
         "senha do console (o login é o e-mail). Ele não será mostrado de novo.",
         lambda: query_url(
             str(request.base_url).rstrip("/") + "/console/convite",
-            token=console.contracts.invite_member(member_id, actor=seen.user.actor),
+            token=console.contracts.invite_member(member_id, actor=seen.actor),
         ),
         link=True,
     )
@@ -299,9 +306,7 @@ async def create_key(
         f"/console/parceiros/{partner_id}",
         "Nova chave de API",
         "Copie a chave agora: só o seu hash fica guardado, ela não será mostrada de novo.",
-        lambda: console.contracts.create_key(
-            partner_id, member_id=member_id, actor=seen.user.actor
-        ),
+        lambda: console.contracts.create_key(partner_id, member_id=member_id, actor=seen.actor),
     )
 
 
@@ -317,7 +322,7 @@ async def revoke_key(
         seen,
         f"/console/parceiros/{key.partner_id}",
         lambda: console.contracts.revoke_key(
-            key_id, reason="revogada no console", actor=seen.user.actor
+            key_id, reason="revogada no console", actor=seen.actor
         ),
         lambda ok: f"Chave {key_id} revogada." if ok else f"A chave {key_id} já estava revogada.",
     )
@@ -336,7 +341,7 @@ async def rotate_key(
         f"/console/parceiros/{key.partner_id}",
         "Chave rotacionada",
         f"A chave {key_id} deixou de valer. Copie a nova agora: ela não será mostrada de novo.",
-        lambda: console.contracts.rotate_key(key_id, actor=seen.user.actor),
+        lambda: console.contracts.rotate_key(key_id, actor=seen.actor),
     )
 
 
@@ -354,11 +359,11 @@ async def impose_sanction(
         days = float(f["dias"].replace(",", ".")) if f.get("dias") else None
 
         def call() -> Any:
-            return c.suspend(partner_id, reason, days=days, actor=seen.user.actor)
+            return c.suspend(partner_id, reason, days=days, actor=seen.actor)
     else:
 
         def call() -> Any:
-            return c.warn(partner_id, reason, actor=seen.user.actor)
+            return c.warn(partner_id, reason, actor=seen.actor)
 
     return await act(
         console,
@@ -383,7 +388,7 @@ async def lift_sanction(
         console,
         seen,
         f"/console/parceiros/{sanction.partner_id}",
-        lambda: console.contracts.lift(sanction_id, actor=seen.user.actor),
+        lambda: console.contracts.lift(sanction_id, actor=seen.actor),
         lambda s: f"Sanção {s.id} levantada.",
     )
 

@@ -135,7 +135,7 @@ async def revoke_own_key(
         seen,
         "/console/conta",
         lambda: console.contracts.revoke_key(
-            key_id, reason="revogada pelo titular no console", actor=seen.user.actor
+            key_id, reason="revogada pelo titular no console", actor=seen.actor
         ),
         lambda ok: f"Chave {key_id} revogada." if ok else f"A chave {key_id} já estava revogada.",
     )

@@ -17,6 +17,7 @@ from litestar import Request
 from litestar.datastructures import Cookie
 
 from dataflow.api.console.context import ConsoleState
+from dataflow.contracts.actors import Actor
 from dataflow.contracts.models import ConsoleUser, Role
 
 __all__ = [
@@ -61,6 +62,13 @@ class Viewer:
     def partner_id(self) -> int:
         assert self.user.partner_id is not None
         return self.user.partner_id
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts, for the services (which check the role themselves): a staff member with
+        their role. A partner's member holds no staff role; the console only lets them revoke
+        their own keys and set their own password, which no role governs."""
+        return Actor(self.user.actor, self.user.role if self.user.is_staff else None)
 
     def can(self, *roles: Role) -> bool:
         return self.user.is_staff and self.user.role in roles

@@ -79,7 +79,8 @@ def invoice_view(
         "remaining": max(inv.total_brl - credited - paid, inv.total_brl * 0),
         "records": records,
         "counted_lines": counted,
-        "overdue": inv.status == "issued" and inv.due_date is not None and inv.due_date < today(),
+        "overdue": inv.status == "overdue"
+        or (inv.status == "issued" and inv.due_date is not None and inv.due_date < today()),
         "dae": console.reference.dae,
     }
 

@@ -26,14 +26,31 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from dataflow.billing.lifecycle import Payment
 from dataflow.billing.repository import StoredInvoice, recent_runs
 from dataflow.billing.tables import billing_invoices, billing_payments
 from dataflow.contracts.tables import partners
 
-__all__ = ["BillingReports", "InvoicePage", "MonthClose", "MonthRevenue", "StatusTotals"]
+__all__ = [
+    "BillingReports",
+    "InvoicePage",
+    "MonthClose",
+    "MonthRevenue",
+    "Payment",
+    "StatusTotals",
+]
 
 STATUSES = ("draft", "issued", "overdue", "paid", "void")
+BILLED = ("issued", "overdue", "paid")  # issued invoices, whatever became of them but voiding
+
+
+class Payment(msgspec.Struct, frozen=True, kw_only=True):
+    """A DAE payment as recorded."""
+
+    dae_reference: str
+    amount_brl: Decimal
+    paid_on: date
+    note: str | None = None
+    recorded_by: str | None = None
 
 
 class StatusTotals(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +84,7 @@ class MonthClose(msgspec.Struct, frozen=True, kw_only=True):
 class MonthRevenue(msgspec.Struct, frozen=True, kw_only=True):
     month: str
     invoices: int
-    billed_brl: Decimal  # issued and paid invoices
+    billed_brl: Decimal  # issued invoices (open, overdue or paid)
     paid_brl: Decimal  # of which paid
     billed_ufemg: Decimal
     accesses: int
@@ -97,8 +114,8 @@ def _scaled(text: Any) -> Any:
 
 def _status_filter(status: str | None, today: date) -> list[ColumnElement[bool]]:
     inv = billing_invoices.c
-    if status == "overdue":
-        return [inv.status == "issued", inv.due_date < today]
+    if status == "overdue":  # marked so by the run, or past due since
+        return [or_(inv.status == "overdue", and_(inv.status == "issued", inv.due_date < today))]
     if status == "issued":
         return [inv.status == "issued", or_(inv.due_date.is_(None), inv.due_date >= today)]
     if status:
@@ -146,7 +163,7 @@ class BillingReports:
         )
 
     def revenue_by_month(self, months: int = 12) -> list[MonthRevenue]:
-        """Issued and paid monthly invoices per billing month, the latest ``months``.
+        """Issued monthly invoices (open, overdue, paid) per billing month, the latest ``months``.
 
         Summed by the database, exactly: amounts are stored as decimal text with their fixed
         places (BRL 2, UFEMG 4), so dropping the point gives integer centavos (and 10⁻⁴ UFEMG)
@@ -154,7 +171,7 @@ class BillingReports:
         Python instead. Converting 10⁴ rows to ``Decimal`` here cost ~250 ms; this, ~30 ms.
         """
         inv = billing_invoices.c
-        live = (inv.invoice_kind == "monthly", inv.status.in_(("issued", "paid")))
+        live = (inv.invoice_kind == "monthly", inv.status.in_(BILLED))
         with self.engine.connect() as conn:
             recent = [
                 r[0]
@@ -213,7 +230,7 @@ class BillingReports:
         rows = conn.execute(
             select(inv.month, inv.status, inv.total_brl, inv.total_ufemg).where(
                 inv.invoice_kind == "monthly",
-                inv.status.in_(("issued", "paid")),
+                inv.status.in_(BILLED),
                 inv.month.in_(months),
             )
         ).all()
@@ -263,12 +280,12 @@ class BillingReports:
         out = []
         for r in rows:
             stored = StoredInvoice.from_row(r)
-            late = stored.status == "issued" and stored.due_date is not None
+            past_due = stored.due_date is not None and stored.due_date < today
             out.append(
                 InvoiceRow(
                     invoice=stored,
                     partner_name=r["partner_name"],
-                    overdue=late and stored.due_date is not None and stored.due_date < today,
+                    overdue=stored.status == "overdue" or (stored.status == "issued" and past_due),
                 )
             )
         return InvoicePage(rows=out, total=total, page=page, per_page=per_page)
@@ -286,6 +303,7 @@ class BillingReports:
                     amount_brl=r["amount_brl"],
                     paid_on=r["paid_on"],
                     note=r["note"],
+                    recorded_by=r["recorded_by"],
                 )
                 for r in rows
             ]
