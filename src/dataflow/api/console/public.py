@@ -11,7 +11,7 @@ import asyncio
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from dataflow.billing.compute import month_bounds
 from dataflow.contracts.models import Contract, ContractKind, ContractState
 from dataflow.ptbr import SAO_PAULO
 
-__all__ = ["PUBLIC_HANDLERS", "transparency"]
+__all__ = ["PUBLIC_HANDLERS", "releases_published", "transparency"]
 
 MONTHS = 12
 _NOT_YET = {
@@ -53,7 +53,7 @@ class MonthFigures(msgspec.Struct, frozen=True, kw_only=True):
 
 class Publication(msgspec.Struct, frozen=True, kw_only=True):
     version: str
-    published_at: str
+    published_at: datetime | None  # the build's moment; the page shows its São Paulo day
     months: list[str]
     tables: int
 
@@ -99,7 +99,7 @@ def _recent_months(n: int) -> list[str]:
     return out[::-1]
 
 
-def _releases(directory: Path) -> list[Publication]:
+def releases_published(directory: Path) -> list[Publication]:
     """Every release published beside the one being served, newest first."""
     out = []
     for path in releases_in(directory):
@@ -108,7 +108,7 @@ def _releases(directory: Path) -> list[Publication]:
         out.append(
             Publication(
                 version=str(m["version"]),
-                published_at=str(m.get("built_at", ""))[:10],
+                published_at=datetime.fromisoformat(m["built_at"]) if m.get("built_at") else None,
                 months=sorted(months),
                 tables=len(m.get("tables", [])),
             )
@@ -153,7 +153,7 @@ def transparency(console: ConsoleState, api: ApiState) -> Transparency:
         generated_on=today(),
         months=figures,
         tables=tables,
-        releases=_releases(api.release.path.parent),
+        releases=releases_published(api.release.path.parent),
         current_release=api.release.version,
     )
 
