@@ -37,7 +37,15 @@ def test_manifest_format(release: ReleaseSummary) -> None:
     ]
     assert entry["measures"] == ["item_value", "invoice_count"]
     assert len(entry["sha256"]) == 64
+    assert entry["title_pt"] == "Vendas por município, divisão CNAE e mês"  # people's pages
     json.dumps(manifest)
+
+
+def test_every_standard_table_is_titled_for_people_in_portuguese() -> None:
+    from dataflow.aggregation.specs import load_specs
+
+    for spec in load_specs(REPO / "tables"):
+        assert spec.title_pt and spec.description_pt, spec.id
 
 
 def test_levels_are_strings_with_margins(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:

@@ -133,6 +133,10 @@ class PublicTable(msgspec.Struct, frozen=True, kw_only=True):
     release: str
     markers: dict[str, str]
     total_code: str = TOTAL
+    # In Brazilian Portuguese, for people's pages (the table's English text where a release
+    # made before these existed has none).
+    title_pt: str = ""
+    description_pt: str = ""
 
     @property
     def levels(self) -> list[str]:
@@ -211,6 +215,8 @@ def load_release(path: Path, reference: ReferenceData | None = None) -> LoadedRe
             id=entry["id"],
             title=entry.get("title", entry["id"]),
             description=entry.get("description", ""),
+            title_pt=entry.get("title_pt") or entry.get("title", entry["id"]),
+            description_pt=entry.get("description_pt") or entry.get("description", ""),
             hierarchies=hierarchies,
             dimensions=[
                 PublicDimension(name=h.name, levels=[_level(df, lv, reference) for lv in h.levels])

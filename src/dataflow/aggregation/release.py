@@ -258,6 +258,8 @@ def build_release(
                 "id": spec.id,
                 "title": spec.title,
                 "description": spec.description,
+                "title_pt": spec.title_pt or spec.title,
+                "description_pt": spec.description_pt or spec.description,
                 "file": rel,
                 "hierarchies": [{"name": h.name, "levels": h.levels} for h in spec.hierarchies],
                 "measures": spec.measures,

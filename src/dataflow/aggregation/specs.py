@@ -60,6 +60,10 @@ class TableSpec(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     title: str
     description: str = ""
+    # What people's pages (the console, the public page) show, in Brazilian Portuguese; the API
+    # and the docs use title/description (English), these fall back to them when absent.
+    title_pt: str = ""
+    description_pt: str = ""
     hierarchies: list[Hierarchy]
     measures: list[str]
     # level (or fact column) → code or codes; a single code on a level makes the table a slice

@@ -28,3 +28,9 @@ async def test_the_page_shows_release_dates_as_dd_mm_aaaa(console: Console) -> N
     assert rows, page.text[:500]
     for shown in rows:
         assert re.fullmatch(r"\d{2}/\d{2}/\d{4}", shown), shown
+
+
+async def test_tables_on_offer_are_described_in_portuguese(console: Console) -> None:
+    page = await console.client.get("/transparencia")
+    assert "Vendas por município, divisão CNAE e mês" in page.text
+    assert "Sales by municipality" not in page.text

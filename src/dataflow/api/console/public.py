@@ -145,7 +145,11 @@ def transparency(console: ConsoleState, api: ApiState) -> Transparency:
         )
     tables = [
         OfferedTable(
-            id=t.id, title=t.title, description=t.description, measures=t.measures, rows=t.rows
+            id=t.id,
+            title=t.title_pt,
+            description=t.description_pt,
+            measures=t.measures,
+            rows=t.rows,
         )
         for t in sorted(api.release.tables.values(), key=lambda t: t.id)
     ]
