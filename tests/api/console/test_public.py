@@ -34,3 +34,4 @@ async def test_tables_on_offer_are_described_in_portuguese(console: Console) -> 
     page = await console.client.get("/transparencia")
     assert "Vendas por município, divisão CNAE e mês" in page.text
     assert "Sales by municipality" not in page.text
+    assert "Valor dos produtos (R$), Notas fiscais" in page.text  # measures, not column names
