@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from dataflow.aggregation.release import ReleaseSummary, build_release
 from dataflow.aggregation.specs import load_specs
@@ -28,6 +29,12 @@ DATABASE_URL = os.environ.get(
     "DATAFLOW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# No per-example deadline: on a shared, loaded 2-core machine an example's wall time says more
+# about the neighbours than about the code, and deadlines made property tests flaky. Tests that
+# must be fast say so with their own bounds (examples, timeouts), not with wall-clock deadlines.
+hypothesis_settings.register_profile("dataflow", deadline=None)
+hypothesis_settings.load_profile("dataflow")
 
 
 def _unavailable(what: str, why: Exception) -> None:

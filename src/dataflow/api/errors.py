@@ -6,6 +6,7 @@ Every error the API sends is ``application/problem+json`` with a stable ``type``
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ from litestar.exceptions import (
 
 from dataflow.aggregation.catalog import TableNotFound
 from dataflow.aggregation.query import CursorMismatch, QueryError
+from dataflow.api.redaction import redact
 
 __all__ = [
     "PROBLEM_BASE",
@@ -168,7 +170,9 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
 
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    request.logger.error("unhandled error on %s: %r", request.url.path, exc, exc_info=exc)
+    # The traceback is formatted here, so what it quotes (a path, an argument) is redacted too.
+    trace = "".join(traceback.format_exception(exc))
+    request.logger.error("unhandled error on %s: %s", redact(request.url.path), redact(trace))
     return Problem(
         500, "internal", "Internal error", "the server failed; the access was not billed"
     ).to_response(request)

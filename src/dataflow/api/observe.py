@@ -4,8 +4,10 @@ One raw ASGI middleware (cheaper than one per concern): it assigns the request I
 ``X-Request-ID`` is kept when it is sane), refuses over-long URIs (414) and request bodies (413)
 before routing, then records status, bytes and time in the access log and the metrics.
 
-The access log never holds the ``Authorization`` header, nor any query parameter that looks like a
-credential; the caller appears by partner id and key id (the public half of a key).
+The access log never holds the ``Authorization`` header, nor anything shaped like a key or a
+staff credential, wherever it was put (path, any query parameter: ``api/redaction.py``), nor the
+value of a parameter named like a credential; the caller appears by partner id and key id (the
+public half of a key).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataflow.api.errors import PROBLEM_JSON, problem_bytes
 from dataflow.api.metrics import Metrics
+from dataflow.api.redaction import redact
 
 __all__ = [
     "CALLER_KEY",
@@ -41,13 +44,8 @@ MAX_PATH_BYTES = 1024
 MAX_BODY_BYTES = 1 << 20  # the partner API reads no bodies; admin bodies are small
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
-_SECRET_PARAM = re.compile(r"(?i)((?:^|&)(?:[^=&]*(?:key|token|secret|password|auth)[^=&]*)=)[^&]*")
 _log = logging.getLogger("dataflow.access")
 _encoder = msgspec.json.Encoder()
-
-
-def _redact(query: str) -> str:
-    return _SECRET_PARAM.sub(r"\1[redacted]", query)
 
 
 def scope_header(scope: Scope | dict[str, Any], name: bytes) -> bytes | None:
@@ -140,8 +138,8 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                 record = {
                     "request_id": request_id.decode(),
                     "method": scope["method"],
-                    "path": path[:MAX_PATH_BYTES],
-                    "query": _redact(query[:MAX_QUERY_BYTES].decode("latin-1")),
+                    "path": redact(path[:MAX_PATH_BYTES]),
+                    "query": redact(query[:MAX_QUERY_BYTES].decode("latin-1")),
                     "status": status,
                     "bytes": state["bytes"],
                     "ms": round(elapsed * 1000, 2),
