@@ -101,3 +101,33 @@ async def test_access_log_is_structured_and_never_holds_the_key(
     assert first["partner"] == env.partner_id and first["key_id"] == env.key.split("_")[1]
     assert "[redacted]" in first["query"] and first["table"] == TABLE
     assert json.loads(records[1])["status"] == 401
+
+
+async def test_404_and_405_are_observed_and_limited_like_every_answer(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The router's own answers (no route for the path, or for the method) go through the same
+    observation as the rest: request id, access log (redacted), metrics, size limits."""
+    caplog.set_level(logging.INFO, logger="dataflow.access")
+    secret = env.key.split("_", 2)[2]
+    missing = await env.client.get(f"/v2/{env.key}", headers=env.auth())
+    wrong = await env.client.request("DELETE", ROWS, headers=env.auth())
+    assert (missing.status_code, wrong.status_code) == (404, 405)
+    assert missing.headers["x-request-id"] and wrong.headers["x-request-id"]
+    raw = [r.getMessage() for r in caplog.records if r.name == "dataflow.access"]
+    lines = [json.loads(line) for line in raw]
+    assert [(x["method"], x["status"]) for x in lines] == [("GET", 404), ("DELETE", 405)]
+    assert lines[0]["path"] == "/v2/[redacted]" and not any(secret in line for line in raw)
+    assert lines[0]["request_id"] == missing.headers["x-request-id"]
+    text = (await env.client.get("/metrics")).text
+    assert 'dataflow_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert (
+        'dataflow_http_requests_total{method="DELETE",route="unmatched",status="405"} 1.0' in text
+    )
+    # the size limits hold before routing, whether or not a route exists
+    big = await env.client.request(
+        "POST", "/nowhere", headers={"Content-Length": str(10 << 20)}, content=b""
+    )
+    assert big.status_code == 413 and big.json()["type"].endswith("/content-too-large")
+    long = await env.client.get("/v2/" + "x" * 2000)
+    assert long.status_code == 414 and long.json()["type"].endswith("/uri-too-long")

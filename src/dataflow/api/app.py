@@ -123,12 +123,15 @@ def create_app(
             **exception_handlers,
             HTTPException: html_not_found(exception_handlers[HTTPException]),
         },
-        middleware=[observe(metrics)],
         on_startup=[_start],
         on_shutdown=[_close],
         openapi_config=openapi_config(__version__),
     )
     complete_openapi(app, release)
+    # Observation wraps the whole ASGI handler, routing included: as a Litestar middleware it
+    # only ran for matched routes, so 404s and 405s (raised by the router, before any route's
+    # middleware) escaped the access log, the metrics and the size limits.
+    app.asgi_handler = observe(metrics)(app.asgi_handler)
     return app
 
 

@@ -78,7 +78,8 @@ async def _refuse(
 
 
 def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
-    """The middleware factory Litestar calls with the next app."""
+    """Wrap an ASGI app; ``create_app`` wraps the app's whole handler, routing included, so
+    404s and 405s are observed and limited like every other answer."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def handle(asgi_scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,51 +107,68 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                 await send(message)
 
             length = scope_header(scope, b"content-length")
-            if len(query) > MAX_QUERY_BYTES or len(raw_path) > MAX_PATH_BYTES:
-                await _refuse(
-                    send_wrapper,
-                    414,
-                    "uri-too-long",
-                    "URI too long",
-                    f"path at most {MAX_PATH_BYTES} and query at most {MAX_QUERY_BYTES} bytes; "
-                    "use prefixes (a*) or ranges (a..b) instead of long code lists",
-                    request_id,
-                    path,
-                )
-            elif length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                await _refuse(
-                    send_wrapper,
-                    413,
-                    "content-too-large",
-                    "Content too large",
-                    f"request bodies are limited to {MAX_BODY_BYTES} bytes",
-                    request_id,
-                    path,
-                )
-            else:
-                await app(asgi_scope, receive, send_wrapper)
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "unmatched"
-            status = state["status"]
-            metrics.request_done(route, scope["method"], status, elapsed)
-            if _log.isEnabledFor(logging.INFO):
-                caller = scope.get(CALLER_KEY)
-                record = {
-                    "request_id": request_id.decode(),
-                    "method": scope["method"],
-                    "path": redact(path[:MAX_PATH_BYTES]),
-                    "query": redact(query[:MAX_QUERY_BYTES].decode("latin-1")),
-                    "status": status,
-                    "bytes": state["bytes"],
-                    "ms": round(elapsed * 1000, 2),
-                    "partner": caller[0] if caller else None,
-                    "key_id": caller[1] if caller else None,
-                    "table": scope.get(TABLE_KEY),
-                }
-                # makeRecord + handle is what info() does, minus the caller's frame lookup.
-                line = _encoder.encode(record).decode()
-                _log.handle(_log.makeRecord(_log.name, logging.INFO, "", 0, line, (), None))
+            try:
+                if len(query) > MAX_QUERY_BYTES or len(raw_path) > MAX_PATH_BYTES:
+                    await _refuse(
+                        send_wrapper,
+                        414,
+                        "uri-too-long",
+                        "URI too long",
+                        f"path at most {MAX_PATH_BYTES} and query at most {MAX_QUERY_BYTES} "
+                        "bytes; use prefixes (a*) or ranges (a..b) instead of long code lists",
+                        request_id,
+                        path,
+                    )
+                elif length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                    await _refuse(
+                        send_wrapper,
+                        413,
+                        "content-too-large",
+                        "Content too large",
+                        f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                        request_id,
+                        path,
+                    )
+                else:
+                    await app(asgi_scope, receive, send_wrapper)
+            finally:  # logged and measured even if something escaped the app's handlers
+                _record(metrics, scope, state, request_id, path, query, started)
 
         return handle
 
     return middleware
+
+
+def _record(
+    metrics: Metrics,
+    scope: dict[str, Any],
+    state: dict[str, Any],
+    request_id: bytes,
+    path: str,
+    query: bytes,
+    started: float,
+) -> None:
+    """One metrics sample and one access-log line for a finished request."""
+    elapsed = time.perf_counter() - started
+    # "unmatched": 404s and 405s (the router found no route for the path or the method); the
+    # label stays bounded whatever paths clients make up.
+    route = scope.get("path_template") or "unmatched"
+    status = state["status"]
+    metrics.request_done(route, scope["method"], status, elapsed)
+    if _log.isEnabledFor(logging.INFO):
+        caller = scope.get(CALLER_KEY)
+        record = {
+            "request_id": request_id.decode(),
+            "method": scope["method"],
+            "path": redact(path[:MAX_PATH_BYTES]),
+            "query": redact(query[:MAX_QUERY_BYTES].decode("latin-1")),
+            "status": status,
+            "bytes": state["bytes"],
+            "ms": round(elapsed * 1000, 2),
+            "partner": caller[0] if caller else None,
+            "key_id": caller[1] if caller else None,
+            "table": scope.get(TABLE_KEY),
+        }
+        # makeRecord + handle is what info() does, minus the caller's frame lookup.
+        line = _encoder.encode(record).decode()
+        _log.handle(_log.makeRecord(_log.name, logging.INFO, "", 0, line, (), None))
