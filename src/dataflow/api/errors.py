@@ -154,19 +154,30 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
             headers=dict(exc.headers or {}),
         )
     elif isinstance(exc, ValidationException):
-        problem = Problem(400, "invalid-request", "Invalid request", str(exc.detail))
+        problem = _invalid(exc)
     elif exc.status_code == 413:
         problem = Problem(413, "content-too-large", "Content too large", str(exc.detail))
     elif exc.status_code >= 500:
         return _internal(request, exc)
     else:
-        problem = Problem(
-            exc.status_code,
-            "invalid-request" if exc.status_code < 500 else "internal",
-            str(exc.detail),
-            str(exc.detail),
-        )
+        problem = Problem(exc.status_code, "invalid-request", "Invalid request", str(exc.detail))
     return problem.to_response(request)
+
+
+def _invalid(exc: ValidationException) -> Problem:
+    """Litestar's validation errors (parameters and bodies, decoded by msgspec) as one problem
+    naming each field and what was expected; ``parameter`` is the first field at fault."""
+    errors = (
+        [e for e in (exc.extra or []) if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+    )
+    if not errors:
+        return Problem(400, "invalid-request", "Invalid request", str(exc.detail))
+    detail = "; ".join(
+        f"{e['key']}: {e.get('message', 'invalid')}" if e.get("key") else str(e.get("message"))
+        for e in errors
+    )
+    key = next((str(e["key"]) for e in errors if e.get("key")), None)
+    return Problem(400, "invalid-request", "Invalid request", detail, parameter=key)
 
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

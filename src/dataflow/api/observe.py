@@ -1,8 +1,9 @@
 """Request IDs, structured access logs without secrets, metrics, and limits on the request line.
 
 One raw ASGI middleware (cheaper than one per concern): it assigns the request ID (a client's
-``X-Request-ID`` is kept when it is sane), refuses over-long URIs (414) and request bodies (413)
-before routing, then records status, bytes and time in the access log and the metrics.
+``X-Request-ID`` is kept when it is sane), refuses over-long URIs (414) and request bodies (413:
+announced by Content-Length before routing, or chunked, as they are read), then records status,
+bytes and time in the access log and the metrics.
 
 The access log never holds the ``Authorization`` header, nor anything shaped like a key or a
 staff credential, wherever it was put (path, any query parameter: ``api/redaction.py``), nor the
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import msgspec
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataflow.api.errors import PROBLEM_JSON, problem_bytes
@@ -77,6 +79,26 @@ async def _refuse(
     await send(end)
 
 
+def _limited(receive: Receive) -> Receive:
+    """``receive`` that refuses a body past ``MAX_BODY_BYTES`` as it arrives: a chunked body
+    announces no length, so the Content-Length check alone would let it through. Whoever reads
+    the body gets the 413 (Litestar maps it to the content-too-large problem)."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise RequestEntityTooLarge(
+                    detail=f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+                )
+        return cast(Message, message)
+
+    return cast(Receive, limited)
+
+
 def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
     """Wrap an ASGI app; ``create_app`` wraps the app's whole handler, routing included, so
     404s and 405s are observed and limited like every other answer."""
@@ -130,7 +152,7 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                         path,
                     )
                 else:
-                    await app(asgi_scope, receive, send_wrapper)
+                    await app(asgi_scope, _limited(receive), send_wrapper)
             finally:  # logged and measured even if something escaped the app's handlers
                 _record(metrics, scope, state, request_id, path, query, started)
 

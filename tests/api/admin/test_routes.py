@@ -263,6 +263,23 @@ def test_every_admin_route_is_in_the_matrix() -> None:
     assert handlers == {m[0] for m in MATRIX}
 
 
+def test_every_admin_route_declares_the_roles_its_guard_admits() -> None:
+    """The guard checks the roles before anything is decoded; a route without them admits
+    nobody (fail closed), so each must declare them, and the matrix's roles are within them."""
+    from dataflow.api.admin.auth import ROLES_OPT
+    from dataflow.api.admin.routes import admin_router
+
+    declared = {
+        h.handler_name: set(h.opt.get(ROLES_OPT, ()))
+        for route in admin_router.routes
+        for h in getattr(route, "route_handlers", [])
+        if h.handler_name != "options_handler"
+    }
+    for handler, case, _method, _target, allowed in MATRIX:
+        assert declared[handler], handler
+        assert allowed <= declared[handler], (handler, case)
+
+
 async def test_partner_sees_only_its_own_account(world: World) -> None:
     r = await world.client.get("/v1/account", headers=world.auth(world.key_a))
     assert r.status_code == 200

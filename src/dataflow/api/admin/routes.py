@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from dataflow.api.admin.auth import require
+from dataflow.api.admin.auth import ROLES_OPT, require_role, staff_guard, staff_of
 from dataflow.api.admin.errors import contracts_exception_handlers
 from dataflow.api.admin.schemas import (
+    MAX_ID,
+    AwareDatetime,
     ContactIn,
     ContractIn,
     EventIn,
@@ -32,6 +33,7 @@ from dataflow.api.admin.schemas import (
     SanctionIn,
     TermsIn,
 )
+from dataflow.api.errors import Problem
 from dataflow.api.routes.common import document_problems
 from dataflow.api.state import ApiState
 from dataflow.contracts.actors import EVENT_ROLES
@@ -46,7 +48,20 @@ T = TypeVar("T")
 ANY_STAFF = (Role.OPERATOR, Role.FINANCE, Role.AUDITOR)
 OPERATOR = (Role.OPERATOR,)
 FINANCE = (Role.FINANCE,)
+# contract events and sanctions: the exact role depends on the body, checked once it is decoded
+EVENT_DOERS = tuple(r for r in Role if any(r in roles for roles in EVENT_ROLES.values()))
+SANCTIONERS = (Role.OPERATOR, Role.FINANCE)
 JSON = "application/json"
+AUDIT_LIMIT = 10_000  # entries per answer
+
+# Path ids are PostgreSQL integers: out of range is a 400, not a driver overflow (500).
+Id = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+KeyId = Annotated[str, PathParameter(min_length=1, max_length=64)]
+
+
+def _roles(*roles: Role) -> dict[str, Any]:
+    """A route's ``opt``: the roles ``staff_guard`` admits, checked before anything is decoded."""
+    return {ROLES_OPT: roles}
 
 
 def _contracts(state: State) -> ContractsService:
@@ -69,20 +84,19 @@ def _no_hash(obj: msgspec.Struct) -> dict[str, Any]:
     return data
 
 
-@get("/partners")
+@get("/partners", opt=_roles(*ANY_STAFF))
 async def list_partners(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     service = _contracts(state)
     partners = await _call(service.partners)
     ents = await _call(service.entitlements)
     return _json([{"partner": p, "entitlement": ents.get(p.id)} for p in partners])
 
 
-@post("/partners")
+@post("/partners", opt=_roles(*OPERATOR))
 async def create_partner(
     request: Request[Any, Any, Any], state: State, data: JSONBody[PartnerIn]
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     p = await _call(
         _contracts(state).register_partner,
         data.name,
@@ -95,11 +109,10 @@ async def create_partner(
     return _json(p, 201)
 
 
-@get("/partners/{partner_id:int}")
+@get("/partners/{partner_id:int}", opt=_roles(*ANY_STAFF))
 async def show_partner(
-    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, partner_id: Id
 ) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     service = _contracts(state)
 
     def load() -> dict[str, Any]:
@@ -114,14 +127,14 @@ async def show_partner(
     return _json(await _call(load))
 
 
-@post("/partners/{partner_id:int}/contacts")
+@post("/partners/{partner_id:int}/contacts", opt=_roles(*OPERATOR))
 async def add_contact(
     request: Request[Any, Any, Any],
     state: State,
-    partner_id: FromPath[int],
+    partner_id: Id,
     data: JSONBody[ContactIn],
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     c = await _call(
         _contracts(state).add_contact,
         partner_id,
@@ -134,24 +147,23 @@ async def add_contact(
     return _json(c, 201)
 
 
-@get("/partners/{partner_id:int}/contracts")
+@get("/partners/{partner_id:int}/contracts", opt=_roles(*ANY_STAFF))
 async def partner_contracts(
-    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, partner_id: Id
 ) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     service = _contracts(state)
     await _call(service.partner, partner_id)  # 404 for an unknown partner
     return _json(await _call(service.contracts, partner_id))
 
 
-@post("/partners/{partner_id:int}/contracts")
+@post("/partners/{partner_id:int}/contracts", opt=_roles(*OPERATOR))
 async def create_contract(
     request: Request[Any, Any, Any],
     state: State,
-    partner_id: FromPath[int],
+    partner_id: Id,
     data: JSONBody[ContractIn],
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     service = _contracts(state)
     if data.kind is ContractKind.SANDBOX:
         if data.start is None or data.end is None:
@@ -184,22 +196,21 @@ async def create_contract(
     return _json(c, 201)
 
 
-@get("/contracts/{contract_id:int}")
+@get("/contracts/{contract_id:int}", opt=_roles(*ANY_STAFF))
 async def show_contract(
-    request: Request[Any, Any, Any], state: State, contract_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, contract_id: Id
 ) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     return _json(await _call(_contracts(state).contract, contract_id))
 
 
-@post("/contracts/{contract_id:int}/events")
+@post("/contracts/{contract_id:int}/events", opt=_roles(*EVENT_DOERS))
 async def contract_event(
     request: Request[Any, Any, Any],
     state: State,
-    contract_id: FromPath[int],
+    contract_id: Id,
     data: JSONBody[EventIn],
 ) -> Response[bytes]:
-    staff = await require(request, state, *EVENT_ROLES[data.event])
+    staff = require_role(request, *EVENT_ROLES[data.event])
     c = await _call(
         _contracts(state).transition,
         contract_id,
@@ -213,57 +224,55 @@ async def contract_event(
     return _json(c)
 
 
-@post("/contracts/{contract_id:int}/secrecy")
+@post("/contracts/{contract_id:int}/secrecy", opt=_roles(*OPERATOR))
 async def contract_secrecy(
-    request: Request[Any, Any, Any], state: State, contract_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, contract_id: Id
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     return _json(await _call(_contracts(state).accept_secrecy_term, contract_id, actor=staff.actor))
 
 
-@get("/budgets/overdue")
+@get("/budgets/overdue", opt=_roles(Role.FINANCE, Role.OPERATOR))
 async def overdue_budgets(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    await require(request, state, Role.FINANCE, Role.OPERATOR)
     return _json(await _call(_contracts(state).overdue_budgets))
 
 
-@post("/partners/{partner_id:int}/members")
+@post("/partners/{partner_id:int}/members", opt=_roles(*OPERATOR))
 async def add_member(
     request: Request[Any, Any, Any],
     state: State,
-    partner_id: FromPath[int],
+    partner_id: Id,
     data: JSONBody[MemberIn],
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     m = await _call(
         _contracts(state).add_member, partner_id, data.name, email=data.email, actor=staff.actor
     )
     return _json(m, 201)
 
 
-@delete("/members/{member_id:int}", status_code=200)
+@delete("/members/{member_id:int}", status_code=200, opt=_roles(*OPERATOR))
 async def remove_member(
-    request: Request[Any, Any, Any], state: State, member_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, member_id: Id
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     revoked = await _call(_contracts(state).remove_member, member_id, actor=staff.actor)
     return _json({"member_id": member_id, "revoked_keys": revoked})
 
 
-@get("/partners/{partner_id:int}/keys")
+@get("/partners/{partner_id:int}/keys", opt=_roles(Role.OPERATOR, Role.AUDITOR))
 async def list_keys(
-    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, partner_id: Id
 ) -> Response[bytes]:
-    await require(request, state, Role.OPERATOR, Role.AUDITOR)
     keys = await _call(_contracts(state).keys, partner_id)
     return _json([_no_hash(k) for k in keys])
 
 
-@post("/partners/{partner_id:int}/keys")
+@post("/partners/{partner_id:int}/keys", opt=_roles(*OPERATOR))
 async def create_key(
-    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int], data: JSONBody[KeyIn]
+    request: Request[Any, Any, Any], state: State, partner_id: Id, data: JSONBody[KeyIn]
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     key = await _call(
         _contracts(state).create_key,
         partner_id,
@@ -274,40 +283,39 @@ async def create_key(
     return _json({"key": key, "note": "shown once; only its hash is stored"}, 201)
 
 
-@post("/keys/{key_id:str}/revoke")
+@post("/keys/{key_id:str}/revoke", opt=_roles(*OPERATOR))
 async def revoke_key(
-    request: Request[Any, Any, Any], state: State, key_id: FromPath[str]
+    request: Request[Any, Any, Any], state: State, key_id: KeyId
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     if not await _call(_contracts(state).revoke_key, key_id, actor=staff.actor):
         raise KeyNotFound(key_id)
     return _json({"key_id": key_id, "revoked": True})
 
 
-@post("/keys/{key_id:str}/rotate")
+@post("/keys/{key_id:str}/rotate", opt=_roles(*OPERATOR))
 async def rotate_key(
-    request: Request[Any, Any, Any], state: State, key_id: FromPath[str]
+    request: Request[Any, Any, Any], state: State, key_id: KeyId
 ) -> Response[bytes]:
-    staff = await require(request, state, *OPERATOR)
+    staff = staff_of(request)
     key = await _call(_contracts(state).rotate_key, key_id, actor=staff.actor)
     return _json({"key": key, "replaces": key_id}, 201)
 
 
-@get("/sanctions")
+@get("/sanctions", opt=_roles(*ANY_STAFF))
 async def list_sanctions(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     return _json(await _call(_contracts(state).sanctions))
 
 
-@post("/partners/{partner_id:int}/sanctions")
+@post("/partners/{partner_id:int}/sanctions", opt=_roles(*SANCTIONERS))
 async def impose_sanction(
     request: Request[Any, Any, Any],
     state: State,
-    partner_id: FromPath[int],
+    partner_id: Id,
     data: JSONBody[SanctionIn],
 ) -> Response[bytes]:
     roles = FINANCE if data.kind is SanctionKind.FINE else OPERATOR
-    staff = await require(request, state, *roles)
+    staff = require_role(request, *roles)
     service = _contracts(state)
     if data.kind is SanctionKind.WARNING:
         s = await _call(service.warn, partner_id, data.reason, actor=staff.actor)
@@ -333,23 +341,23 @@ async def impose_sanction(
     return _json(s, 201)
 
 
-@post("/sanctions/{sanction_id:int}/lift")
+@post("/sanctions/{sanction_id:int}/lift", opt=_roles(Role.OPERATOR, Role.FINANCE))
 async def lift_sanction(
-    request: Request[Any, Any, Any], state: State, sanction_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, sanction_id: Id
 ) -> Response[bytes]:
     # which role may lift depends on the sanction (fines are finance's): the service decides
-    staff = await require(request, state, Role.OPERATOR, Role.FINANCE)
+    staff = staff_of(request)
     return _json(await _call(_contracts(state).lift, sanction_id, actor=staff.actor))
 
 
-@post("/contracts/{contract_id:int}/approved-terms")
+@post("/contracts/{contract_id:int}/approved-terms", opt=_roles(*FINANCE))
 async def approve_terms(
     request: Request[Any, Any, Any],
     state: State,
-    contract_id: FromPath[int],
+    contract_id: Id,
     data: JSONBody[TermsIn],
 ) -> Response[bytes]:
-    staff = await require(request, state, *FINANCE)
+    staff = staff_of(request)
     return _json(
         await _call(
             _contracts(state).approve_terms, contract_id, data.terms_toml, actor=staff.actor
@@ -357,38 +365,51 @@ async def approve_terms(
     )
 
 
-@get("/audit")
-async def audit_log(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    await require(request, state, Role.AUDITOR)
-    q = request.query_params
-    since = datetime.fromisoformat(q["since"]) if q.get("since") else None
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+@get("/audit", opt=_roles(Role.AUDITOR))
+async def audit_log(
+    state: State,
+    partner_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+    entity: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    action: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    since: Annotated[
+        AwareDatetime | None,
+        QueryParameter(
+            description="RFC 3339 instant with its offset, e.g. 2026-01-01T00:00:00-03:00"
+        ),
+    ] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=AUDIT_LIMIT)] = 200,
+) -> Response[bytes]:
+    if since is not None and since.tzinfo is None:  # Litestar drops the type's tz constraint
+        raise Problem(
+            400,
+            "invalid-request",
+            "Invalid request",
+            "since: an instant needs its offset (…Z or …-03:00); a bare date-time is ambiguous",
+            parameter="since",
+        )
     entries = await _call(
         _contracts(state).audit,
-        partner_id=int(q["partner_id"]) if q.get("partner_id") else None,
-        entity=q.get("entity"),
-        action=q.get("action"),
+        partner_id=partner_id,
+        entity=entity,
+        action=action,
         since=since,
-        limit=min(int(q.get("limit", 200)), 10_000),
+        limit=limit,
     )
     return _json(entries)
 
 
-@get("/partners/{partner_id:int}/usage.csv")
+@get("/partners/{partner_id:int}/usage.csv", opt=_roles(*ANY_STAFF))
 async def usage_report_csv(
-    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, partner_id: Id
 ) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     rows = await _call(usage_report, _contracts(state), partner_id)
     return Response(usage_csv(rows).encode(), media_type="text/csv")
 
 
-@get("/partners/{partner_id:int}/usage.png")
+@get("/partners/{partner_id:int}/usage.png", opt=_roles(*ANY_STAFF))
 async def usage_report_png(
-    request: Request[Any, Any, Any], state: State, partner_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, partner_id: Id
 ) -> Response[bytes]:
-    await require(request, state, *ANY_STAFF)
     service = _contracts(state)
     partner = await _call(service.partner, partner_id)
     rows = await _call(usage_report, service, partner_id)
@@ -431,5 +452,6 @@ admin_router = Router(
         409,
         422,
     ),
+    guards=[staff_guard],  # before any parameter or body is decoded
     exception_handlers=contracts_exception_handlers,
 )

@@ -42,6 +42,13 @@ def _sandbox_toml(c: Contract) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_rates(rate_per_second: int | None, rate_per_minute: int | None) -> None:
+    """A key's rate limit is a positive number of requests; zero or less is no limit at all."""
+    for name, value in (("rate_per_second", rate_per_second), ("rate_per_minute", rate_per_minute)):
+        if value is not None and value < 1:
+            raise InvalidInput(name, f"{value}: a rate limit is at least 1 (omit it for none)")
+
+
 class AgreementsOps(PartnersOps):
     def request_supply(
         self,
@@ -57,6 +64,7 @@ class AgreementsOps(PartnersOps):
         """A paid supply request (Art. 8): it waits for the analysis fee (Art. 9)."""
         if kind is ContractKind.SANDBOX:
             raise InvalidInput("kind", "sandbox participation starts with authorize_sandbox")
+        _check_rates(rate_per_second, rate_per_minute)
         now = self.now()
         with self._tx() as conn:
             self._partner_or_raise(conn, partner_id)
@@ -223,6 +231,7 @@ class AgreementsOps(PartnersOps):
             raise InvalidInput("window", problem)
         if monthly_cap is not None and monthly_cap < 0:
             raise InvalidInput("monthly_cap", "must not be negative")
+        _check_rates(rate_per_second, rate_per_minute)
         self._partner_or_raise(conn, partner_id)
         cid = Repo.insert(
             conn,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -16,6 +17,7 @@ from dataflow.contracts.service.base import SAO_PAULO, ServiceBase
 from dataflow.contracts.tables import sanctions as sanctions_table
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+MAX_SUSPENSION_DAYS = 3650  # ten years; beyond that, end the contract instead
 
 
 def _positive(value: Decimal | str, what: str) -> Decimal:
@@ -93,9 +95,13 @@ class SanctionsOps(ServiceBase):
     ) -> Sanction:
         """Suspend supply for a period (Art. 45 II); access resumes by itself at ``until``."""
         if days is not None:
-            if days <= 0:
-                raise InvalidInput("days", "a suspension lasts a positive number of days")
+            if not (math.isfinite(days) and 0 < days <= MAX_SUSPENSION_DAYS):
+                raise InvalidInput(
+                    "days", f"a suspension lasts more than 0 and at most {MAX_SUSPENSION_DAYS} days"
+                )
             until = self.now() + timedelta(days=days)
+        if until is not None and until.tzinfo is None:
+            raise InvalidInput("until", f"{until.isoformat()} has no timezone (add Z or -03:00)")
         if until is not None and until <= self.now():
             raise InvalidInput("until", f"{until.isoformat()} is not in the future")
         return self._sanction(partner_id, SanctionKind.SUSPENSION, reason, until=until, actor=actor)
