@@ -21,7 +21,15 @@ async def meter(request: pytest.FixtureRequest) -> AsyncIterator[Meter]:
     else:
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        m = RedisMeter.from_url(url, prefix=prefix, batching=request.param == "redis")
+        # Generous timeouts: these tests check the contract, not latency, and a shared loaded
+        # machine stalled the default one-second connects and two-second round trips (flaky).
+        m = RedisMeter.from_url(
+            url,
+            prefix=prefix,
+            timeout=10,
+            connect_timeout=10,
+            batching=request.param == "redis",
+        )
     yield m
     await m.aclose()
 

@@ -96,22 +96,30 @@ class RedisMeter:
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "df", timeout: float = 2.0, batching: bool = True
+        cls,
+        url: str,
+        *,
+        prefix: str = "df",
+        timeout: float = 2.0,
+        connect_timeout: float | None = None,
+        batching: bool = True,
     ) -> RedisMeter:
         # The ordinary client (releases, script loads, the settler): short socket timeouts, so a
         # slow or dead Redis fails fast, and redis-py reconnects on the next command. The hot
         # path's own connections (Wire) are bounded by each round trip's timeout instead.
+        # ``connect_timeout`` defaults to at most a second; tests on a loaded machine raise it.
+        connect = min(timeout, 1.0) if connect_timeout is None else connect_timeout
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=16,
             timeout=timeout,
             socket_timeout=timeout,
-            socket_connect_timeout=min(timeout, 1.0),
+            socket_connect_timeout=connect,
             health_check_interval=0,
         )
         return cls(
             aioredis.Redis(connection_pool=pool),
-            Wire(url, connect_timeout=min(timeout, 1.0)),
+            Wire(url, connect_timeout=connect),
             prefix=prefix,
             timeout=timeout,
             batching=batching,
