@@ -118,6 +118,31 @@ async def test_rate_limit_per_minute(meter: Meter) -> None:
     assert all(g.retry_after is not None and 1 <= g.retry_after <= 60 for g in refused)
 
 
+async def test_throttle_takes_from_the_keys_rate_window_and_counts_nothing(meter: Meter) -> None:
+    limited = _access(rate_per_minute=3)
+    grants = [await meter.throttle(limited) for _ in range(5)]
+    refused = [g for g in grants if not g.allowed]
+    assert len(refused) >= 1  # a minute boundary may split the burst, at most once
+    assert all(g.refusal is Refusal.RATE and g.window == 60 and g.limit == 3 for g in refused)
+    assert all(g.retry_after is not None and 1 <= g.retry_after <= 60 for g in refused)
+    # the same window as data accesses: an access right after is refused too (same minute)
+    if grants[-1].allowed is False:
+        after = await meter.acquire(limited)
+        assert not after.allowed and after.refusal is Refusal.RATE
+    # nothing is counted or recorded, and another key or no limit is not throttled
+    assert await meter.count(1, "2026-11") == 0
+    assert await meter.read(1, "0-0", 100) == []
+    assert (await meter.throttle(_access(key_id="k2", rate_per_minute=3))).allowed
+    assert all([(await meter.throttle(_access(key_id="k3"))).allowed for _ in range(20)])
+
+
+async def test_throttle_checks_neither_status_nor_cap(meter: Meter) -> None:
+    """Unbilled routes stay open to a suspended or capped partner (its account is how it
+    learns why); only the rate windows apply."""
+    suspended = _access(status=PartnerStatus.SUSPENDED, cap=0, rate_per_second=100)
+    assert (await meter.throttle(suspended)).allowed
+
+
 async def test_every_access_has_a_record_in_the_stream(meter: Meter) -> None:
     grants = await asyncio.gather(
         *(meter.acquire(_access(member_id=7, table=f"t{i % 2}")) for i in range(6))

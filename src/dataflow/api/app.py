@@ -103,6 +103,7 @@ def create_app(
         if api.meter is not None:
             await api.meter.aclose()
         api.runner.close()
+        api.charts.close()
         # Frozen objects are never collected, not even at exit: DuckDB's bindings would then
         # report them as leaks when the interpreter shuts down.
         gc.unfreeze()

@@ -26,7 +26,7 @@ from dataflow.metering.models import (
 )
 from dataflow.metering.protocol import Meter
 
-__all__ = ["authorize", "count_access", "finish_access"]
+__all__ = ["authorize", "count_access", "finish_access", "throttle"]
 
 _FORBIDDEN = {
     Refusal.SUSPENDED: (
@@ -182,3 +182,20 @@ async def finish_access(
         except Exception:  # the meter is down: the count stays (over-, never under-billing)
             return
     meter.complete(access, status=status, nbytes=nbytes, latency_ms=latency_ms)
+
+
+async def throttle(meter: Meter | None, caller: Caller) -> None:
+    """Take one request from the key's rate limits for an unbilled route that costs the server
+    (the usage chart): the 429 problem when a window is full, 503 when the meter cannot answer.
+    Counts no access and checks no status (a suspended partner still reads its account).
+    Without a meter there are no rate limits (they are counters), as for data requests."""
+    if meter is None:
+        return
+    now = datetime.now(UTC)
+    access = access_for(caller.entitlement, key_id=caller.key_id, table="", at=now)
+    try:
+        grant = await meter.throttle(access)
+    except MeterUnavailable as e:
+        raise _unavailable(e) from e
+    if not grant.allowed:
+        raise _refused(grant, now)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dataflow.aggregation.catalog import LoadedRelease
 from dataflow.api.auth import KeyRing
 from dataflow.api.execute import QueryRunner
 from dataflow.api.metrics import Metrics
+from dataflow.api.usage_chart import UsageCharts
 from dataflow.contracts.service import ContractsService
 from dataflow.metering.protocol import Meter
 
@@ -22,6 +23,7 @@ class ApiState:
     meter: Meter | None
     runner: QueryRunner
     metrics: Metrics
+    charts: UsageCharts = field(default_factory=UsageCharts)
 
     @property
     def etag(self) -> str:

@@ -104,29 +104,32 @@ def usage_csv(rows: list[UsageRow]) -> str:
 
 
 def usage_chart_png(rows: list[UsageRow], title: str) -> bytes:
-    """Bars of monthly accesses, the cap as a line, months outside the window shaded."""
-    import matplotlib
+    """Bars of monthly accesses, the cap as a line, months outside the window shaded.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib's object API only (a ``Figure`` of its own, the Agg canvas): pyplot keeps global
+    state (the current figure, a registry of open ones) that concurrent renders in threads
+    would share. Titles are plain text: a name with ``$…$`` is not mathtext (which can fail).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
-    try:
-        xs = list(range(len(rows)))
-        ax.bar(xs, [r.accesses for r in rows], color="#2b6cb0", label="accesses (settled)")
-        caps = [r.cap if r.cap is not None else float("nan") for r in rows]
-        if any(r.cap is not None for r in rows):
-            ax.step(xs, caps, where="mid", color="#c53030", label="monthly cap (Art. 37)")
-        for x, r in zip(xs, rows, strict=True):
-            if r.window_days == 0:
-                ax.axvspan(x - 0.5, x + 0.5, color="#cccccc", alpha=0.5, lw=0)
-        ax.set_xticks(xs, [r.month for r in rows], rotation=45, ha="right", fontsize=8)
-        ax.set_ylabel("data accesses")
-        ax.set_title(title + " (grey: outside the authorization window)", fontsize=10)
+    fig = Figure(figsize=(8, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs = list(range(len(rows)))
+    ax.bar(xs, [r.accesses for r in rows], color="#2b6cb0", label="accesses (settled)")
+    caps = [r.cap if r.cap is not None else float("nan") for r in rows]
+    if any(r.cap is not None for r in rows):
+        ax.step(xs, caps, where="mid", color="#c53030", label="monthly cap (Art. 37)")
+    for x, r in zip(xs, rows, strict=True):
+        if r.window_days == 0:
+            ax.axvspan(x - 0.5, x + 0.5, color="#cccccc", alpha=0.5, lw=0)
+    ax.set_xticks(xs, [r.month for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("data accesses")
+    ax.set_title(title + " (grey: outside the authorization window)", fontsize=10, parse_math=False)
+    if rows:
         ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
-        out = io.BytesIO()
-        fig.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(fig)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()

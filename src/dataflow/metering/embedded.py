@@ -47,43 +47,14 @@ class EmbeddedMeter:
             return Grant(allowed=False, count=0, cap=access.cap, refusal=refusal)
         key = (access.partner_id, access.month)
         at_ms = int(time.time() * 1000)
-        sec = (access.partner_id, access.key_id, "s", at_ms // 1000)
-        minute = (access.partner_id, access.key_id, "m", at_ms // 60_000)
         with self._lock:
             current = self._counts[key]
             if access.cap is not None and current >= access.cap:
                 metrics.REFUSALS.labels(Refusal.CAP.value).inc()
                 return Grant(allowed=False, count=current, cap=access.cap, refusal=Refusal.CAP)
-            rate = None
-            if access.rate_per_second is not None and self._windows[sec] >= access.rate_per_second:
-                rate = Grant(
-                    allowed=False,
-                    count=current,
-                    cap=access.cap,
-                    refusal=Refusal.RATE,
-                    retry_after=1,
-                    limit=access.rate_per_second,
-                    window=1,
-                )
-            elif (
-                access.rate_per_minute is not None
-                and self._windows[minute] >= access.rate_per_minute
-            ):
-                rate = Grant(
-                    allowed=False,
-                    count=current,
-                    cap=access.cap,
-                    refusal=Refusal.RATE,
-                    retry_after=max(1, 60 - (at_ms // 1000) % 60),
-                    limit=access.rate_per_minute,
-                    window=60,
-                )
+            rate = self._take_rate(access, at_ms, current)
             if rate is not None:
-                metrics.REFUSALS.labels(Refusal.RATE.value).inc()
                 return rate
-            self._forget_old_windows(at_ms)
-            self._windows[sec] += 1
-            self._windows[minute] += 1
             self._counts[key] = current + 1
             record_id = self._next_id()
             outcome = access.outcome
@@ -106,6 +77,46 @@ class EmbeddedMeter:
             )
         metrics.ACCESSES.inc()
         return Grant(allowed=True, count=current + 1, cap=access.cap, record_id=record_id)
+
+    async def throttle(self, access: Access) -> Grant:
+        at_ms = int(time.time() * 1000)
+        with self._lock:
+            current = self._counts.get((access.partner_id, access.month), 0)
+            refused = self._take_rate(access, at_ms, current)
+        return refused or Grant(allowed=True, count=current, cap=access.cap)
+
+    def _take_rate(self, access: Access, at_ms: int, current: int) -> Grant | None:
+        """Under the lock: the refusal if a window of the key is full, else take one from each."""
+        sec = (access.partner_id, access.key_id, "s", at_ms // 1000)
+        minute = (access.partner_id, access.key_id, "m", at_ms // 60_000)
+        rate = None
+        if access.rate_per_second is not None and self._windows[sec] >= access.rate_per_second:
+            rate = Grant(
+                allowed=False,
+                count=current,
+                cap=access.cap,
+                refusal=Refusal.RATE,
+                retry_after=1,
+                limit=access.rate_per_second,
+                window=1,
+            )
+        elif access.rate_per_minute is not None and self._windows[minute] >= access.rate_per_minute:
+            rate = Grant(
+                allowed=False,
+                count=current,
+                cap=access.cap,
+                refusal=Refusal.RATE,
+                retry_after=max(1, 60 - (at_ms // 1000) % 60),
+                limit=access.rate_per_minute,
+                window=60,
+            )
+        if rate is not None:
+            metrics.REFUSALS.labels(Refusal.RATE.value).inc()
+            return rate
+        self._forget_old_windows(at_ms)
+        self._windows[sec] += 1
+        self._windows[minute] += 1
+        return None
 
     def _forget_old_windows(self, at_ms: int) -> None:
         if len(self._windows) < 4096:

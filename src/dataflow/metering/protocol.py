@@ -18,6 +18,15 @@ class Meter(Protocol):
         """
         ...
 
+    async def throttle(self, access: Access) -> Grant:
+        """Take one request from the key's rate windows (the ones ``acquire`` uses), counting
+        nothing and writing no record: for unbilled routes that cost the server (a chart).
+
+        Refused with ``Refusal.RATE`` when a window is full; raises ``MeterUnavailable`` like
+        ``acquire``. Checks neither status nor window nor cap: those belong to data accesses.
+        """
+        ...
+
     async def release(self, access: Access) -> None:
         """Give back a count whose response then failed (5xx); the stream records why."""
         ...

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from dataflow.metering import metrics
 from dataflow.metering.errors import MeterUnavailable
@@ -32,7 +32,7 @@ from dataflow.metering.models import (
     entitlement_refusal,
     stream_order,
 )
-from dataflow.metering.scripts import ACQUIRE_MANY, RELEASE
+from dataflow.metering.scripts import ACQUIRE_MANY, RELEASE, THROTTLE
 from dataflow.metering.wire import Wire
 
 __all__ = ["RedisMeter"]
@@ -278,7 +278,7 @@ class RedisMeter:
                 if code == 1:
                     count += 1
                 if not p.future.done():
-                    grant = self._grant(p, code, count, f"{stream_id}.{i}")
+                    grant = self._grant(p.access, p.at_ms, code, count, f"{stream_id}.{i}")
                     p.future.set_result(grant)
                     if grant.refusal is None:
                         granted += 1
@@ -316,8 +316,7 @@ class RedisMeter:
         return keys, [cap, _COUNTER_TTL, rps, rpm, month, len(items), details]
 
     @staticmethod
-    def _grant(p: _Pending, code: int, count: int, record_id: str) -> Grant:
-        a = p.access
+    def _grant(a: Access, at_ms: int, code: int, count: int, record_id: str) -> Grant:
         if code == 1:
             return Grant(allowed=True, count=count, cap=a.cap, record_id=record_id)
         if code == 0:
@@ -326,7 +325,7 @@ class RedisMeter:
             retry = 1
             limit, window = a.rate_per_second, 1
         else:
-            retry = max(1, 60 - (p.at_ms // 1000) % 60)
+            retry = max(1, 60 - (at_ms // 1000) % 60)
             limit, window = a.rate_per_minute, 60
         return Grant(
             allowed=False,
@@ -337,6 +336,29 @@ class RedisMeter:
             limit=limit,
             window=window,
         )
+
+    async def throttle(self, access: Access) -> Grant:
+        rps, rpm = access.rate_per_second, access.rate_per_minute
+        if rps is None and rpm is None:
+            return Grant(allowed=True, count=0, cap=access.cap)  # nothing to take from
+        at_ms = int(time.time() * 1000)
+        keys = list(self._rate_keys(access, at_ms))
+        args = [-1 if rps is None else rps, -1 if rpm is None else rpm]
+        try:
+            async with asyncio.timeout(self._timeout):
+                sha = await self._sha("throttle", THROTTLE)
+                try:
+                    code = int(await self._r.evalsha(sha, len(keys), *keys, *args))
+                except NoScriptError:  # Redis restarted without its script cache
+                    self._shas.clear()
+                    sha = await self._sha("throttle", THROTTLE)
+                    code = int(await self._r.evalsha(sha, len(keys), *keys, *args))
+        except (TimeoutError, RedisError, OSError) as e:
+            raise MeterUnavailable(f"{type(e).__name__}: {e}") from e
+        if code == 1:
+            return Grant(allowed=True, count=0, cap=access.cap)
+        metrics.REFUSALS.labels(Refusal.RATE.value).inc()
+        return self._grant(access, at_ms, code, 0, "")
 
     # ---- after the response ----
     async def release(self, access: Access) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE_MANY", "RELEASE"]
+__all__ = ["ACQUIRE_MANY", "RELEASE", "THROTTLE"]
 
 # Grant n of m: check and count a batch of one partner's accesses in one atomic step, and
 # write their access records as ONE stream entry (the batch's details, packed by the caller,
@@ -74,4 +74,20 @@ redis.call('EXPIRE', KEYS[3], 3456000)
 redis.call('XADD', KEYS[2], '*', 't', 'x', 'ref', ARGV[1], 'm', ARGV[2], 'st', ARGV[3],
            'ts', ARGV[4])
 return c
+"""
+
+# Take one request from a key's rate windows, counting no access (unbilled routes that cost the
+# server: the usage chart). The same window keys and expiries as ACQUIRE_MANY, so both draw on
+# one budget. KEYS: per-second window, per-minute window. ARGV: per-second limit, per-minute
+# limit (-1: none). Returns 1 taken, 2 per-second window full, 3 per-minute window full.
+THROTTLE = """
+local rps = tonumber(ARGV[1])
+local rpm = tonumber(ARGV[2])
+local s = tonumber(redis.call('GET', KEYS[1]) or '0')
+local m = tonumber(redis.call('GET', KEYS[2]) or '0')
+if rps >= 0 and s >= rps then return 2 end
+if rpm >= 0 and m >= rpm then return 3 end
+redis.call('SET', KEYS[1], s + 1, 'EX', 2)
+redis.call('SET', KEYS[2], m + 1, 'EX', 61)
+return 1
 """

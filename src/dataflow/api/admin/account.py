@@ -23,10 +23,11 @@ from litestar.response import Stream
 from dataflow.api.access_records import csv_chunks, json_body, parquet_body, parse_month
 from dataflow.api.admin.errors import contracts_exception_handlers
 from dataflow.api.encode import PARQUET
+from dataflow.api.metering import throttle
 from dataflow.api.routes.common import document_problems
 from dataflow.api.state import ApiState
 from dataflow.billing.repository import StoredInvoice, overdue_invoices
-from dataflow.contracts.reports import usage_chart_png, usage_csv, usage_report
+from dataflow.contracts.reports import UsageRow, usage_csv, usage_report
 from dataflow.contracts.service import current_contract
 
 __all__ = ["PartnerContract", "PartnerSanction", "account_router"]
@@ -150,9 +151,15 @@ async def account_usage_csv(request: Request[Any, Any, Any], state: State) -> Re
 async def account_usage_png(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     api: ApiState = state.api
     caller = await api.keys.authenticate(request)
-    rows = await asyncio.to_thread(usage_report, api.contracts, caller.partner_id)
-    png = await asyncio.to_thread(usage_chart_png, rows, "Your monthly data accesses")
-    return Response(png, media_type="image/png")
+    await throttle(api.meter, caller)  # the key's rate limits, cached chart or not
+    pid = caller.partner_id
+
+    async def rows() -> list[UsageRow]:
+        return await asyncio.to_thread(usage_report, api.contracts, pid)
+
+    day = api.contracts.today()  # America/Sao_Paulo: the chart is kept for the day
+    png = await api.charts.partner_chart(pid, day, rows, "Your monthly data accesses")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 def _overdue(api: ApiState, partner_id: int) -> list[StoredInvoice]:
