@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +18,9 @@ import httpx
 
 from tests.own_redis import OwnRedis, free_port, own_redis
 
-__all__ = ["OwnRedis", "free_port", "own_redis"]
+__all__ = ["ROWS", "Load", "OwnRedis", "free_port", "own_redis"]
+
+ROWS = "/v1/tables/sales_municipality_cnae_division_month/rows"
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -98,3 +103,53 @@ def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
         "DATAFLOW_SETTLE_INTERVAL": "1",
         "DATAFLOW_METER_TIMEOUT": "0.5",
     }
+
+
+class Load:
+    """Clients hammering the rows endpoint in a thread until stopped; tallies outcomes, and
+    keeps each one's time (``events``: monotonic seconds, outcome) for tests that look at a
+    window of the run."""
+
+    def __init__(self, base: str, key: str, clients: int) -> None:
+        self.base, self.key, self.clients = base, key, clients
+        self.outcomes: Counter[str] = Counter()
+        self.events: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def _tally(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        self.events.append((time.monotonic(), outcome))
+
+    async def _client(self, http: httpx.AsyncClient) -> None:
+        while not self._stop.is_set():
+            try:
+                r = await http.get(ROWS, params={"limit": "5"})
+                self._tally(str(r.status_code))
+            except httpx.HTTPError:
+                self._tally("error")  # in flight when something died
+                await asyncio.sleep(0.05)
+
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
+        async with httpx.AsyncClient(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+            limits=limits,
+        ) as http:
+            await asyncio.gather(*(self._client(http) for _ in range(self.clients)))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def wait_for(self, status: str, n: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.outcomes[status] < n:
+            assert time.monotonic() < deadline, f"waited for {n} x {status}: {self.outcomes}"
+            time.sleep(0.02)

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -29,12 +28,9 @@ from dataflow.metering.models import Access, billing_month
 from dataflow.metering.redis_meter import RedisMeter
 from dataflow.metering.repository import SettlementRepository
 from dataflow.metering.settlement import ReconcileRow, reconcile_month, settle
-from tests.e2e.conftest import OwnRedis, base_env, cli, serve, worker_pids
+from tests.e2e.conftest import ROWS, Load, OwnRedis, base_env, cli, serve, worker_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
-
-TABLE = "sales_municipality_cnae_division_month"
-ROWS = f"/v1/tables/{TABLE}/rows"
 
 
 def _partner(tmp_path: Path, cap: int | None = None) -> tuple[int, str]:
@@ -69,49 +65,6 @@ def _reconcile(tmp_path: Path, redis_url: str, month: str) -> list[ReconcileRow]
             await meter.aclose()
 
     return asyncio.run(run())
-
-
-class Load:
-    """Clients hammering the rows endpoint in a thread until stopped; tallies outcomes."""
-
-    def __init__(self, base: str, key: str, clients: int) -> None:
-        self.base, self.key, self.clients = base, key, clients
-        self.outcomes: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _client(self, http: httpx.AsyncClient) -> None:
-        while not self._stop.is_set():
-            try:
-                r = await http.get(ROWS, params={"limit": "5"})
-                self.outcomes[str(r.status_code)] += 1
-            except httpx.HTTPError:
-                self.outcomes["error"] += 1  # in flight when something died
-                await asyncio.sleep(0.05)
-
-    async def _run(self) -> None:
-        limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
-        async with httpx.AsyncClient(
-            base_url=self.base,
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=10,
-            limits=limits,
-        ) as http:
-            await asyncio.gather(*(self._client(http) for _ in range(self.clients)))
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def wait_for(self, status: str, n: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while self.outcomes[status] < n:
-            assert time.monotonic() < deadline, f"waited for {n} x {status}: {self.outcomes}"
-            time.sleep(0.02)
 
 
 def test_cap_holds_across_two_workers_under_200_concurrent_clients(

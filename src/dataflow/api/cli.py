@@ -72,5 +72,9 @@ def serve(
         # SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then the app's shutdown
         # hooks settle the meter; a worker still busy after this long is killed.
         workers_kill_timeout=30,
+        # A worker that dies (the OOM killer, a crash in a C extension) is replaced while the
+        # others keep serving; without this granian shuts the whole server down. Granian gives
+        # up (and exits) only when the same worker dies again within 5.5 s of its respawn.
+        respawn_failed_workers=True,
     ).serve()
     shutil.rmtree(metrics_dir, ignore_errors=True)
