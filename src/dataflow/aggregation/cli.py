@@ -36,6 +36,18 @@ def release_build(
             "protection (which cannot be differenced safely)."
         ),
     ] = False,
+    memory_limit: Annotated[
+        float | None,
+        typer.Option(
+            help="Peak memory (GB) for the whole build: DuckDB gets a share of it, spills past "
+            "it, and the facts are split into taxpayer-hash partitions that fit.",
+            min=0.2,
+        ),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(help="Taxpayer-hash partitions (default: from the store's size).", min=1),
+    ] = None,
 ) -> None:
     """Build, protect and audit an immutable, versioned release of every table spec.
 
@@ -45,7 +57,9 @@ def release_build(
     """
     from dataflow.aggregation.release import (
         AuditFailed,
+        BuildResources,
         LineageError,
+        OutOfResources,
         ReleaseExists,
         RevisedMonths,
         build_release,
@@ -63,9 +77,10 @@ def release_build(
                 datasets_dir=settings.datasets_dir,
                 progress=lambda t: status.update(t),
                 allow_revision=allow_revision,
+                resources=BuildResources(memory_gb=memory_limit, partitions=partitions),
             )
-        except (AuditFailed, RevisedMonths, LineageError, ReleaseExists) as e:
-            err.print(f"[red]✗[/] {e}")
+        except (AuditFailed, RevisedMonths, LineageError, ReleaseExists, OutOfResources) as e:
+            err.print(f"[red]✗[/] {e}", soft_wrap=True)  # one line, whatever the terminal
             raise typer.Exit(1) from None
     elapsed = time.perf_counter() - started
     for table_id, c in summary.tables.items():
@@ -90,6 +105,7 @@ def release_build(
             "tables": summary.tables,
             "lineage": summary.lineage,
             "limited": summary.limited,
+            "partitions": summary.partitions,
             "seconds": {k: round(v, 2) for k, v in summary.timings.items()},
         }
     )

@@ -8,6 +8,7 @@ count and its largest taxpayer contributions, which the p%- and dominance rules 
 from __future__ import annotations
 
 import itertools
+import re
 
 import duckdb
 import pyarrow as pa
@@ -31,7 +32,9 @@ __all__ = [
     "contributions_sql",
     "cube_sql",
     "delta_sql",
+    "fact_columns",
     "fact_source",
+    "merge_cells_sql",
     "plain_cube_sql",
 ]
 
@@ -219,6 +222,30 @@ def delta_sql(spec: TableSpec, new: str, old: str) -> str:
                max(abs(dv)::DOUBLE, {top_n(spec)}) AS {TOP}
         FROM t GROUP BY {levels} ORDER BY {levels}
     """
+
+
+def merge_cells_sql(spec: TableSpec, partials: str) -> str:
+    """One table's cells from ``cube_sql`` results over disjoint sets of taxpayers.
+
+    Partitions split the facts by taxpayer (every row of a CNPJ root in one partition), so a
+    cell's measures and distinct-taxpayer counts are sums of the partitions' figures and its
+    largest contributions are the largest of the partitions' largest: the merge is exact.
+    """
+    levels = ", ".join(spec.levels)
+    added = ", ".join(
+        f"sum({m})::{'BIGINT' if m == 'issuer_count' else _type(m)} AS {m}" for m in spec.measures
+    )
+    return f"""
+        SELECT {levels}, {added}, sum({TAXPAYERS})::BIGINT AS {TAXPAYERS},
+               list_slice(list_sort(flatten(list({TOP})), 'DESC'), 1, {top_n(spec)}) AS {TOP}
+        FROM {partials} GROUP BY {levels} ORDER BY {levels}
+    """
+
+
+def fact_columns(specs: list[TableSpec]) -> list[str]:
+    """The fact columns the specs' cubes read (the rest need not be copied into partitions)."""
+    text = " ".join(_facts(spec, "facts") for spec in specs)
+    return [c for c in FACT_SCHEMA.names if re.search(rf"\b{c}\b", text)]
 
 
 def fact_source(store: FactStore) -> str:

@@ -104,7 +104,9 @@ class PublishedTable:
     value: pa.ChunkedArray  # true magnitude per row (decimal)
     prim: Primary  # sensitivity and protection per row
     hidden: npt.NDArray[np.bool_] | None  # published pattern; None for the release being built
-    contributions: pa.Table | None  # ``cube.contributions_sql``; None for pre-lineage releases
+    # ``cube.contributions_sql``'s result, in memory or as a Parquet file (read by DuckDB when
+    # needed, never loaded whole); None for releases built before lineage protection
+    contributions: pa.Table | Path | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +377,14 @@ def _revision_cells(
     )
 
 
+def _register(con: duckdb.DuckDBPyConnection, name: str, contributions: pa.Table | Path) -> None:
+    if isinstance(contributions, Path):
+        path = str(contributions).replace("'", "''")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS FROM read_parquet('{path}')")
+    else:
+        con.register(name, contributions)
+
+
 def _revisions(
     current: Sequence[PublishedTable],
     cur_keys: list[list[str]],
@@ -397,13 +407,12 @@ def _revisions(
             )
         assert t.contributions is not None and prev.contributions is not None
         assert prev.hidden is not None
-        con.register("lineage_new", t.contributions)
-        con.register("lineage_old", prev.contributions)
+        _register(con, "lineage_new", t.contributions)
+        _register(con, "lineage_old", prev.contributions)
         try:
             delta = con.sql(delta_sql(t.spec, "lineage_new", "lineage_old")).to_arrow_table()
         finally:
-            con.unregister("lineage_new")
-            con.unregister("lineage_old")
+            con.execute("DROP VIEW IF EXISTS lineage_new; DROP VIEW IF EXISTS lineage_old")
         moved = primary(delta, t.spec.rules)
         hits = np.flatnonzero(moved.sensitive & (moved.protection > 0))
         if not len(hits):
@@ -609,7 +618,7 @@ def load_tables(release: Path) -> tuple[dict[str, object], list[PublishedTable]]
                 value=internal["value"],
                 prim=prim,
                 hidden=hidden,
-                contributions=pq.read_table(contrib) if contrib.is_file() else None,
+                contributions=contrib if contrib.is_file() else None,
             )
         )
     return manifest, out

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataflow import __version__
-from dataflow.aggregation.cube import TAXPAYERS, TOP, build_cells, contributions_sql, fact_source
+from dataflow.aggregation.cube import TAXPAYERS, TOP
 from dataflow.aggregation.disclosure.audit import AuditResult
 from dataflow.aggregation.disclosure.linked import CellSystem, cell_identities
 from dataflow.aggregation.disclosure.suppression import FLAG, Reason, apply_suppression, primary
@@ -43,12 +43,21 @@ from dataflow.aggregation.lineage import (
     protect_joint,
     releases_in,
 )
+from dataflow.aggregation.partitions import (
+    BuildResources,
+    OutOfResources,
+    Partitioned,
+    configure,
+    partition_count,
+)
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec, rule_names
 from dataflow.invoices.factstore import FactStore
 
 __all__ = [
     "AuditFailed",
+    "BuildResources",
     "LineageError",
+    "OutOfResources",
     "ReleaseSummary",
     "RevisedMonths",
     "build_release",
@@ -60,9 +69,6 @@ MANIFEST = "manifest.json"
 PARAMETERS = "internal/parameters.json"
 FORMAT = 3  # 3: contributions and revision requirements kept for later releases
 _DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "datasets"
-# DuckDB's share of the build: the NCM table's distinct invoices per taxpayer and grouping set
-# alone reach ~7 GB at 2×10⁷ items unbounded; capped, it spills and the build stays ≤ 8 GB.
-_DUCKDB_MEMORY = "4GB"
 
 
 class RevisedMonths(RuntimeError):
@@ -111,6 +117,7 @@ class ReleaseSummary:
     timings: dict[str, float] = field(default_factory=dict)
     lineage: list[str] = field(default_factory=list)  # earlier releases it is protected against
     limited: int = 0  # cells earlier releases pinned closer than their protection
+    partitions: int = 1  # taxpayer-hash partitions the cubes were computed in
 
 
 def _sha256(path: Path) -> str:
@@ -169,6 +176,7 @@ def build_release(
     datasets_dir: Path | None = None,
     secondary: bool = True,
     allow_revision: bool = False,
+    resources: BuildResources | None = None,
 ) -> ReleaseSummary:
     """Build every table, protect, audit, then publish by rename (``AuditFailed`` otherwise).
 
@@ -176,21 +184,91 @@ def build_release(
     partner holding them all learns nothing more by subtracting. ``secondary=False`` (primary
     suppression only) exists to show that the audit catches it; ``allow_revision`` only
     concerns earlier releases built before lineage protection (``RevisedMonths``).
+    ``resources``: memory limit and taxpayer-hash partitions (``partitions.py``); a build that
+    runs out of memory or spill space raises ``OutOfResources`` and leaves no staging behind.
     """
-    import time
-
     if not store.exists():
         raise FileNotFoundError(f"no fact store at {store.root} (run `dataflow data generate`)")
     built = (now or datetime.now(UTC)).astimezone(UTC)
     releases_dir.mkdir(parents=True, exist_ok=True)
     staging = releases_dir / f".staging-{os.getpid()}"
+    spill = releases_dir / f".staging-{os.getpid()}-spill"
     shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(spill, ignore_errors=True)
+    resources = resources or BuildResources()
+    try:
+        return _build(
+            store,
+            specs,
+            releases_dir,
+            staging,
+            spill,
+            built=built,
+            progress=progress,
+            datasets_dir=datasets_dir,
+            secondary=secondary,
+            allow_revision=allow_revision,
+            resources=resources,
+        )
+    except AuditFailed:
+        raise  # the staging directory is kept for review
+    except (duckdb.OutOfMemoryException, MemoryError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutOfResources(_out_of_memory(resources, e)) from e
+    except duckdb.IOException as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if "space" not in str(e).lower():
+            raise
+        raise OutOfResources(
+            f"out of disk space for spilling under {spill} ({_first_line(e)}): free space "
+            "there or build into a releases directory on a larger disk"
+        ) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _out_of_memory(resources: BuildResources, e: BaseException) -> str:
+    where = (
+        f"DuckDB's {resources.duckdb_gb() * 1024:.0f} MB share of --memory-limit "
+        f"{resources.memory_gb:g} GB"
+        if resources.memory_gb is not None
+        else f"DuckDB's default {resources.duckdb_gb():.0f} GB cap"
+    )
+    return (
+        f"out of memory in {where} ({_first_line(e)}): set a larger --memory-limit, "
+        "or more --partitions"
+    )
+
+
+def _build(
+    store: FactStore,
+    specs: list[TableSpec],
+    releases_dir: Path,
+    staging: Path,
+    spill: Path,
+    *,
+    built: datetime,
+    progress: Callable[[str], None] | None,
+    datasets_dir: Path | None,
+    secondary: bool,
+    allow_revision: bool,
+    resources: BuildResources,
+) -> ReleaseSummary:
+    import time
+
     (staging / "tables").mkdir(parents=True)
     (staging / CONTRIBUTIONS).mkdir(parents=True)
+    spill.mkdir(parents=True)
     con = duckdb.connect()
     # Bounded memory: past the limit DuckDB spills to disk, beside the staging directory.
-    con.execute(f"SET memory_limit = '{_DUCKDB_MEMORY}'")
-    con.execute(f"SET temp_directory = '{staging}-spill'")
+    configure(con, resources, spill)
     register_references(con, datasets_dir or _DEFAULT_DATASETS)
     watermark = _watermark(store, con)
     earlier = load_earlier(releases_in(releases_dir))
@@ -199,15 +277,18 @@ def build_release(
         _refuse_revisions(releases_dir / legacy[-1].version, watermark)
     timings: dict[str, float] = {"contributions": 0.0}
     t0 = time.perf_counter()
+    items = watermark["items"]
+    assert isinstance(items, int)
+    if progress:
+        progress("partitioning the facts by taxpayer")
+    parts = Partitioned.split(con, store, specs, spill, partition_count(items, resources))
     current: list[PublishedTable] = []
     for spec in specs:
         if progress:
             progress(f"cube {spec.id}")
-        t1 = time.perf_counter()
-        contributions = con.sql(contributions_sql(spec, fact_source(store))).to_arrow_table()
-        timings["contributions"] += time.perf_counter() - t1
-        cells = build_cells(store, spec, con, contributions)
-        _write(staging / CONTRIBUTIONS / f"{spec.id}.parquet", contributions)
+        contributions = staging / CONTRIBUTIONS / f"{spec.id}.parquet"
+        cells, seconds = parts.table(spec, contributions, progress)
+        timings["contributions"] += seconds
         current.append(
             PublishedTable(
                 spec=spec,
@@ -222,7 +303,7 @@ def build_release(
     t0 = time.perf_counter()
     lineage = joint(current, earlier, con)
     con.close()
-    shutil.rmtree(f"{staging}-spill", ignore_errors=True)
+    shutil.rmtree(spill, ignore_errors=True)
     system = lineage.system
     previous = _previous_pattern(releases_dir, system)
     unknown, audits, limited = protect_joint(
@@ -348,6 +429,7 @@ def build_release(
         timings=timings,
         lineage=lineage.lineage,
         limited=len(limited),
+        partitions=parts.count,
     )
 
 
