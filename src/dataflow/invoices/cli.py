@@ -33,8 +33,16 @@ data_app = typer.Typer(
 def data_generate(
     ctx: typer.Context,
     items: Annotated[
-        int, typer.Option(help="Number of invoice items (10⁴ … 10⁸).", min=1)
+        int, typer.Option(help="Number of invoice items (10⁴ … 10⁹).", min=1)
     ] = 100_000,
+    taxpayers: Annotated[
+        int | None,
+        typer.Option(
+            help="Issuing taxpayers (CNPJ roots); default ~1 per 120 items, at most 250,000 "
+            "(an estimate of a real MG month: datasets/README.md).",
+            min=2,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.", min=0)] = 1,
     months: Annotated[
         str, typer.Option(help="Inclusive range YYYY-MM:YYYY-MM.")
@@ -78,6 +86,7 @@ def data_generate(
             months=month_list,
             progress=lambda m, n: bar.update(task, advance=n, description=f"generated {m}"),
             workers=workers or default_workers(),
+            taxpayers=taxpayers,
         )
     elapsed = time.perf_counter() - started
     nfce = summary.nfce_invoices / max(summary.invoices, 1)

@@ -29,7 +29,7 @@ from dataflow.invoices.synthetic import profiles
 from dataflow.invoices.synthetic.catalog import build_catalog
 from dataflow.invoices.synthetic.chunk import World, build_chunk
 from dataflow.invoices.synthetic.columns import cents_to_money
-from dataflow.invoices.synthetic.plan import ChunkTask, Numbering, plan_month
+from dataflow.invoices.synthetic.plan import PLAN_ITEMS, ChunkTask, Numbering, plan_month
 from dataflow.invoices.synthetic.population import build_population
 from dataflow.invoices.synthetic.writer import write_part
 
@@ -143,7 +143,9 @@ def _split(total: int, months: list[Month]) -> Iterator[tuple[Month, int]]:
     yield from zip(months, (int(c) for c in counts), strict=True)
 
 
-def _tasks(world: World, items: int, months: list[Month], chunk_items: int) -> Iterator[ChunkTask]:
+def _tasks(
+    world: World, items: int, months: list[Month], chunk_items: int, plan_items: int
+) -> Iterator[ChunkTask]:
     numbering = Numbering.start(world.population.size)
     for month, n in _split(items, months):
         if n == 0:
@@ -158,6 +160,7 @@ def _tasks(world: World, items: int, months: list[Month], chunk_items: int) -> I
             n,
             chunk_items,
             numbering,
+            plan_items=plan_items,
         )
 
 
@@ -171,18 +174,22 @@ def generate(
     progress: Callable[[Month, int], None] | None = None,
     workers: int = 1,
     chunk_items: int = CHUNK_ITEMS,
+    taxpayers: int | None = None,
+    plan_items: int = PLAN_ITEMS,
 ) -> GenerationSummary:
     """Write ``items`` synthetic items spread over ``months``; same arguments, same bytes.
 
     ``progress(month, items)`` is called as each part is written; ``workers`` > 1 builds parts in
-    that many processes (the output does not depend on it).
+    that many processes (the output does not depend on it). ``taxpayers``: how many CNPJ roots
+    issue (default ``population.default_taxpayers(items)``: ~120 items each, at most a real
+    month's issuers); memory stays bounded at any ``items`` (months are planned in blocks).
     """
     if not 1 <= items <= MAX_ITEMS:
         raise ValueError(f"items must be between 1 and {MAX_ITEMS:,}, got {items:,}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     catalog = build_catalog(ref, np.random.default_rng([seed, 0]))
-    population = build_population(np.random.default_rng([seed, 1]), catalog, items)
+    population = build_population(np.random.default_rng([seed, 1]), catalog, items, taxpayers)
     world = World(seed=seed, catalog=catalog, population=population)
     store.clear()
     done: list[_Done] = []
@@ -192,7 +199,7 @@ def generate(
         if progress:
             progress(Month(d.year, d.month), d.items)
 
-    tasks = _tasks(world, items, months, chunk_items)
+    tasks = _tasks(world, items, months, chunk_items, plan_items)
     if workers <= 1 or items <= chunk_items:  # one part's worth: starting processes costs more
         for task in tasks:
             record(_run(world, store, task))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,15 @@ from dataflow.invoices.synthetic import profiles
 from dataflow.invoices.synthetic.population import Population
 from dataflow.invoices.synthetic.timing import local_seconds
 
-__all__ = ["MAX_LINES", "NFE_LINES", "ChunkTask", "Numbering", "draw_lines", "plan_month"]
+__all__ = [
+    "MAX_LINES",
+    "NFE_LINES",
+    "PLAN_ITEMS",
+    "ChunkTask",
+    "Numbering",
+    "draw_lines",
+    "plan_month",
+]
 
 # Items per NF-e: lognormal (median, sigma), rounded up: median 3, mean ~5.5 (DESIGN §4: 3-8).
 # NFC-e baskets depend on the shop (profiles.NFCE_BASKETS). At most 990 lines (NF-e 4.00 limit).
@@ -99,6 +108,12 @@ def _channel(
     return est, lines
 
 
+# A month is planned in blocks of establishments of about this many items (one row per invoice
+# in memory while a block is planned): a month of 10⁹ items plans in ~20 blocks, never at once.
+# Months up to this size are one block, planned exactly as before blocks existed.
+PLAN_ITEMS = 50_000_000
+
+
 def plan_month(
     rng: np.random.Generator,
     pop: Population,
@@ -108,15 +123,76 @@ def plan_month(
     items: int,
     chunk_items: int,
     numbering: Numbering,
-) -> list[ChunkTask]:
-    """Chunks of one month holding exactly ``items`` items; advances ``numbering``."""
+    *,
+    plan_items: int = PLAN_ITEMS,
+) -> Iterator[ChunkTask]:
+    """Chunks of one month holding exactly ``items`` items, lazily; advances ``numbering``.
+
+    Past ``plan_items`` the establishments are cut into blocks of whole (municipality, CNAE)
+    groups — the facts' leading sort keys, so blocks follow one another in sort order — each
+    with its share of the month's NFC-e and NF-e items and its own random stream.
+    """
     active = pop.first_month <= year * 12 + month - 1
     w65 = np.where(active, pop.w_nfce, 0.0)
     w55 = np.where(active, pop.w_nfe, 0.0)
     n65 = round(items * profiles.NFCE_ITEM_SHARE) if w65.sum() > 0 else 0
+    blocks = max(1, math.ceil(items / plan_items))
+    if blocks == 1:
+        yield from _plan_block(
+            rng, pop, baskets, (w65, w55), (n65, items - n65), (year, month), chunk_items,
+            numbering, 0,
+        )  # fmt: skip
+        return
+    # Cut at group boundaries where the cumulative expected items cross each block's share.
+    expected = n65 * w65 / max(w65.sum(), 1e-300) + (items - n65) * w55 / max(w55.sum(), 1e-300)
+    cum = np.cumsum(expected)
+    cuts = np.searchsorted(cum, np.arange(1, blocks) * (cum[-1] / blocks), side="left")
+    starts = np.flatnonzero(np.concatenate([[True], pop.group[1:] != pop.group[:-1]]))
+    at = starts[np.searchsorted(starts, cuts, side="left").clip(0, len(starts) - 1)]
+    bounds = [0, *sorted({int(e) for e in at if 0 < e < pop.size}), pop.size]
+    pairs = list(itertools.pairwise(bounds))
+    shares65 = _allot(n65, np.array([w65[a:b].sum() for a, b in pairs]))
+    shares55 = _allot(items - n65, np.array([w55[a:b].sum() for a, b in pairs]))
+    index = 0
+    for stream, (a, b), b65, b55 in zip(
+        rng.spawn(len(pairs)), pairs, shares65, shares55, strict=True
+    ):
+        inside = np.zeros(pop.size, np.bool_)
+        inside[a:b] = True
+        for task in _plan_block(
+            stream, pop, baskets, (np.where(inside, w65, 0.0), np.where(inside, w55, 0.0)),
+            (int(b65), int(b55)), (year, month), chunk_items, numbering, index,
+        ):  # fmt: skip
+            index = task.index + 1
+            yield task
+
+
+def _allot(total: int, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """``total`` split in proportion to ``weights``, exactly (the remainder to the heaviest)."""
+    if total == 0 or weights.sum() <= 0:
+        return np.zeros(len(weights), np.int64)
+    out: npt.NDArray[np.int64] = np.floor(total * weights / weights.sum()).astype(np.int64)
+    out[int(np.argmax(weights))] += total - int(out.sum())
+    return out
+
+
+def _plan_block(
+    rng: np.random.Generator,
+    pop: Population,
+    baskets: npt.NDArray[np.float64],
+    weights: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    counts: tuple[int, int],
+    when: tuple[int, int],
+    chunk_items: int,
+    numbering: Numbering,
+    first_index: int,
+) -> list[ChunkTask]:
+    """Invoices of the establishments with a weight: NFC-e then NF-e items, as counted."""
+    (w65, w55), (n65, n55), (year, month) = weights, counts, when
+    items = n65 + n55
     nfe = np.broadcast_to(np.asarray(NFE_LINES), (pop.size, 2))
     e65, l65 = _channel(rng, w65, baskets[pop.subclass], n65)
-    e55, l55 = _channel(rng, w55, nfe, items - n65)
+    e55, l55 = _channel(rng, w55, nfe, n55)
     est = np.concatenate([e65, e55])
     model = np.concatenate([np.full(len(e65), 65, np.int16), np.full(len(e55), 55, np.int16)])
     lines = np.concatenate([l65, l55])
@@ -144,7 +220,7 @@ def plan_month(
         ChunkTask(
             year=year,
             month=month,
-            index=i,
+            index=first_index + i,
             est=est[a:b],
             model=model[a:b],
             lines=lines[a:b],

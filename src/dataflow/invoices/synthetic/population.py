@@ -18,8 +18,20 @@ from dataflow.invoices.synthetic.catalog import Catalog
 from dataflow.invoices.synthetic.profiles import Kind
 from dataflow.invoices.synthetic.text import Chars, ascii_digits
 
-__all__ = ["ALNUM_FROM", "OFFICIAL_EXAMPLE", "Population", "build_population"]
+__all__ = [
+    "ALNUM_FROM",
+    "MG_ISSUERS",
+    "OFFICIAL_EXAMPLE",
+    "Population",
+    "build_population",
+    "default_taxpayers",
+]
 
+# Taxpayers (CNPJ roots) issuing NF-e/NFC-e in MG in a month: an ESTIMATE (datasets/README.md,
+# "Monthly shape"): IBGE's CEMPRE counted 614,040 active local units in MG in 2019, about half of
+# them in industry and trade (the ICMS taxpayers that issue NF-e/NFC-e), fewer CNPJ roots than
+# establishments. A month of ~10⁹ items then averages ~4,000 items per issuer.
+MG_ISSUERS = 250_000
 ZIPF_EXPONENT = 1.07
 HQ_CONCENTRATION = 1.1
 # Alphanumeric CNPJs exist from July 2026 (NT Conjunta 2025.001): new, small taxpayers only.
@@ -85,8 +97,17 @@ def _ranks(score: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return rank
 
 
-def build_population(rng: np.random.Generator, cat: Catalog, items: int) -> Population:
-    n_tax = int(np.clip(items // 120, 120, 500_000))
+def default_taxpayers(items: int) -> int:
+    """About 120 items per taxpayer, up to the active issuers of a real month (``MG_ISSUERS``)."""
+    return int(np.clip(items // 120, 120, MG_ISSUERS))
+
+
+def build_population(
+    rng: np.random.Generator, cat: Catalog, items: int, taxpayers: int | None = None
+) -> Population:
+    n_tax = taxpayers if taxpayers is not None else default_taxpayers(items)
+    if n_tax < 2:
+        raise ValueError(f"taxpayers must be at least 2, got {n_tax}")
     sub = rng.choice(len(cat.subclasses), n_tax, p=cat.sub_weight).astype(np.int32)
     kind = cat.sub_kind[sub]
     retail = kind == Kind.RETAIL
