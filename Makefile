@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen --python $(PYTHON)
 
-.PHONY: demo test lint typecheck pytest bench setup browser clean
+.PHONY: demo test lint typecheck pytest bench setup browser java clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -38,7 +38,16 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-pytest: setup browser
+# The Spark tests (release build and ingestion on Spark local mode) need a Java 17+ runtime:
+# a machine without one fails here with the reason, never skips them.
+java:
+	@v=$$(java -version 2>&1 | head -1); case "$$v" in \
+		*'"'1[7-9]*|*'"'2[0-9]*) ;; \
+		*) echo "make test needs Java 17 or later for the Spark tests (apt-get install" \
+			"openjdk-17-jre-headless); java -version says: $${v:-no java on PATH}" >&2; exit 1;; \
+	esac
+
+pytest: setup browser java
 	$(RUN) pytest -q -n 2 --dist loadgroup
 
 test: lint typecheck pytest

@@ -114,6 +114,28 @@ def fact_store(tmp_path_factory: pytest.TempPathFactory, reference: ReferenceDat
 
 
 @pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One small local Spark for the whole test session (tests using it share the xdist group
+    "spark", so one worker starts one JVM): two cores, two shuffle partitions, no UI. Java
+    missing is a failure, never a skip (`make test` checks it first)."""
+    from dataflow.aggregation.spark import spark_session
+
+    session = spark_session(
+        "local[2]",
+        conf={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.sql.adaptive.enabled": "false",
+            "spark.driver.memory": "1g",
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        },
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
 def release(tmp_path_factory: pytest.TempPathFactory, fact_store: FactStore) -> ReleaseSummary:
     return build_release(
         fact_store, load_specs(REPO / "tables"), tmp_path_factory.mktemp("releases")

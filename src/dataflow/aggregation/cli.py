@@ -48,6 +48,26 @@ def release_build(
         int | None,
         typer.Option(help="Taxpayer-hash partitions (default: from the store's size).", min=1),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where contributions and cells are computed: duckdb (this machine) or spark "
+            "(suppression and the audit stay on this machine, on the cells)."
+        ),
+    ] = "duckdb",
+    master: Annotated[
+        str | None,
+        typer.Option(
+            help="Spark master URL (spark://…, yarn, k8s://…, local[N]); default: spark-submit's, "
+            "else local[*]."
+        ),
+    ] = None,
+    spark_facts: Annotated[
+        str | None,
+        typer.Option(
+            help="The facts as Spark reads them (hdfs://…, s3a://…; default: STORE/facts)."
+        ),
+    ] = None,
 ) -> None:
     """Build, protect and audit an immutable, versioned release of every table spec.
 
@@ -66,6 +86,8 @@ def release_build(
     )
 
     settings: Settings = ctx.obj
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter("duckdb or spark", param_hint="--engine")
     specs = load_specs(tables or settings.tables_dir)
     started = time.perf_counter()
     with err.status("building release…") as status:
@@ -77,7 +99,13 @@ def release_build(
                 datasets_dir=settings.datasets_dir,
                 progress=lambda t: status.update(t),
                 allow_revision=allow_revision,
-                resources=BuildResources(memory_gb=memory_limit, partitions=partitions),
+                resources=BuildResources(
+                    memory_gb=memory_limit,
+                    partitions=partitions,
+                    engine=engine,
+                    master=master,
+                    facts=spark_facts,
+                ),
             )
         except (AuditFailed, RevisedMonths, LineageError, ReleaseExists, OutOfResources) as e:
             err.print(f"[red]✗[/] {e}", soft_wrap=True)  # one line, whatever the terminal

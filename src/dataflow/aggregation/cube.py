@@ -13,12 +13,12 @@ import re
 import duckdb
 import pyarrow as pa
 
+from dataflow.aggregation.dialect import DUCKDB, Dialect
 from dataflow.aggregation.levels import (
     LEVEL_SQL,
     MEASURE_SQL,
     TOTAL,
     JoinedLevel,
-    level_sql,
     per_item,
 )
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec
@@ -52,28 +52,28 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _expr(level: str) -> str:
-    d = level_sql(level)
+def _expr(level: str, dialect: Dialect) -> str:
+    d = dialect.level(level)
     if isinstance(d, JoinedLevel):
         return f"coalesce(j_{level}.{d.column}, '?')"
     return d
 
 
-def _joins(spec: TableSpec) -> str:
+def _joins(spec: TableSpec, dialect: Dialect) -> str:
     used = set(spec.levels) | {k for k in spec.filters if k in LEVEL_SQL}
     out = []
     for lv in sorted(used):
-        d = level_sql(lv)
+        d = dialect.level(lv)
         if isinstance(d, JoinedLevel):
             out.append(f"LEFT JOIN {d.table} AS j_{lv} ON j_{lv}.{d.ref_key} = {d.key_sql}")
     return " ".join(out)
 
 
-def _where(spec: TableSpec) -> str:
+def _where(spec: TableSpec, dialect: Dialect) -> str:
     clauses = []
     for key, value in sorted(spec.filters.items()):
         values = [value] if isinstance(value, str) else value
-        column = _expr(key) if key in LEVEL_SQL else key
+        column = _expr(key, dialect) if key in LEVEL_SQL else key
         if key not in LEVEL_SQL and key not in FACT_SCHEMA.names:
             raise ValueError(f"table {spec.id}: filter on unknown column {key!r}")
         clauses.append(f"{column} IN ({', '.join(_quote(v) for v in values)})")
@@ -92,11 +92,11 @@ def _margins(spec: TableSpec) -> str:
     )
 
 
-def _facts(spec: TableSpec, source: str) -> str:
-    derived = ", ".join(f"{_expr(lv)} AS {lv}" for lv in spec.levels)
+def _facts(spec: TableSpec, source: str, dialect: Dialect = DUCKDB) -> str:
+    derived = ", ".join(f"{_expr(lv, dialect)} AS {lv}" for lv in spec.levels)
     return (
         f"SELECT {derived}, item_value, access_key, issuer_root "
-        f"FROM {source} {_joins(spec)} WHERE {_where(spec)}"
+        f"FROM {source} {_joins(spec, dialect)} WHERE {_where(spec, dialect)}"
     )
 
 
@@ -104,7 +104,14 @@ def top_n(spec: TableSpec) -> int:
     return max(2, spec.rules.dominance_n or 0)
 
 
-def cube_sql(spec: TableSpec, source: str, *, contributions: str | None = None) -> str:
+def cube_sql(
+    spec: TableSpec,
+    source: str,
+    *,
+    contributions: str | None = None,
+    dialect: Dialect = DUCKDB,
+    ordered: bool = True,
+) -> str:
     """Cells and margins (``_T``) with per-taxpayer statistics, in a deterministic order.
 
     Every measure is additive over taxpayers (an invoice has one issuer), so a cell's figures are
@@ -119,9 +126,12 @@ def cube_sql(spec: TableSpec, source: str, *, contributions: str | None = None) 
     ``contributions``: a relation holding ``contributions_sql``'s result for the same facts —
     exactly that finest-cell-by-taxpayer grouping; where it applies, the cube reads it instead of
     scanning the facts a second time (the release build computes it anyway).
+
+    ``dialect``: the engine the SQL is for (``dialect.py``); ``ordered=False`` leaves the order
+    to the caller (Spark sorts on the driver).
     """
     outer = ", ".join(
-        f"count(*) AS {m}" if m == "issuer_count" else f"sum({m})::{_type(m)} AS {m}"
+        f"count(*) AS {m}" if m == "issuer_count" else f"CAST(sum({m}) AS {_type(m)}) AS {m}"
         for m in spec.measures
     )
     levels = ", ".join(spec.levels)
@@ -146,11 +156,11 @@ def cube_sql(spec: TableSpec, source: str, *, contributions: str | None = None) 
             FROM f GROUP BY GROUPING SETS ({_sets_sql(spec, "issuer_root")})
         )"""
     return f"""
-        WITH f AS ({_facts(spec, source)}),
+        WITH f AS ({_facts(spec, source, dialect)}),
         {grouped}
         SELECT {levels}, {outer}, count(*) AS {TAXPAYERS},
-               max({MAGNITUDE}::DOUBLE, {top_n(spec)}) AS {TOP}
-        FROM t GROUP BY {levels} ORDER BY {levels}
+               {dialect.top(MAGNITUDE, top_n(spec))} AS {TOP}
+        FROM t GROUP BY {levels}{f" ORDER BY {levels}" if ordered else ""}
     """
 
 
@@ -186,15 +196,18 @@ def plain_cube_sql(spec: TableSpec, source: str, *, pregrouped: bool = False) ->
     """
 
 
-def contributions_sql(spec: TableSpec, source: str) -> str:
+def contributions_sql(
+    spec: TableSpec, source: str, *, dialect: Dialect = DUCKDB, ordered: bool = True
+) -> str:
     """Each taxpayer's figures per finest cell: what a later release compares with its own to
     find revisions (``delta_sql``). Internal, like the diagnostics: never served."""
     levels = ", ".join(spec.levels)
+    order = f" ORDER BY {levels}, issuer_root" if ordered else ""
     return f"""
-        WITH f AS ({_facts(spec, source)})
-        SELECT {levels}, issuer_root, sum(item_value)::DECIMAL(38, 2) AS item_value,
+        WITH f AS ({_facts(spec, source, dialect)})
+        SELECT {levels}, issuer_root, CAST(sum(item_value) AS DECIMAL(38, 2)) AS item_value,
                count(DISTINCT access_key) AS invoice_count
-        FROM f GROUP BY {levels}, issuer_root ORDER BY {levels}, issuer_root
+        FROM f GROUP BY {levels}, issuer_root{order}
     """
 
 
@@ -224,7 +237,9 @@ def delta_sql(spec: TableSpec, new: str, old: str) -> str:
     """
 
 
-def merge_cells_sql(spec: TableSpec, partials: str) -> str:
+def merge_cells_sql(
+    spec: TableSpec, partials: str, *, dialect: Dialect = DUCKDB, ordered: bool = True
+) -> str:
     """One table's cells from ``cube_sql`` results over disjoint sets of taxpayers.
 
     Partitions split the facts by taxpayer (every row of a CNPJ root in one partition), so a
@@ -233,12 +248,13 @@ def merge_cells_sql(spec: TableSpec, partials: str) -> str:
     """
     levels = ", ".join(spec.levels)
     added = ", ".join(
-        f"sum({m})::{'BIGINT' if m == 'issuer_count' else _type(m)} AS {m}" for m in spec.measures
+        f"CAST(sum({m}) AS {'BIGINT' if m == 'issuer_count' else _type(m)}) AS {m}"
+        for m in spec.measures
     )
     return f"""
-        SELECT {levels}, {added}, sum({TAXPAYERS})::BIGINT AS {TAXPAYERS},
-               list_slice(list_sort(flatten(list({TOP})), 'DESC'), 1, {top_n(spec)}) AS {TOP}
-        FROM {partials} GROUP BY {levels} ORDER BY {levels}
+        SELECT {levels}, {added}, CAST(sum({TAXPAYERS}) AS BIGINT) AS {TAXPAYERS},
+               {dialect.merge_top(TOP, top_n(spec))} AS {TOP}
+        FROM {partials} GROUP BY {levels}{f" ORDER BY {levels}" if ordered else ""}
     """
 
 

@@ -67,6 +67,10 @@ class BuildResources:
     memory_gb: float | None = None
     partitions: int | None = None
     threads: int | None = None
+    # "duckdb" (this machine) or "spark" (contributions and cells on Spark, ``spark.py``)
+    engine: str = "duckdb"
+    master: str | None = None  # Spark master URL (None: spark-submit's, else local[*])
+    facts: str | None = None  # the facts as Spark reads them (default: the store's facts/)
 
     def duckdb_gb(self) -> float:
         if self.memory_gb is None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import msgspec
@@ -52,6 +53,9 @@ from dataflow.aggregation.partitions import (
 )
 from dataflow.aggregation.specs import MAGNITUDE, TableSpec, rule_names
 from dataflow.invoices.factstore import FactStore
+
+if TYPE_CHECKING:
+    from dataflow.aggregation.spark import SparkCells
 
 __all__ = [
     "AuditFailed",
@@ -187,7 +191,7 @@ def build_release(
     ``resources``: memory limit and taxpayer-hash partitions (``partitions.py``); a build that
     runs out of memory or spill space raises ``OutOfResources`` and leaves no staging behind.
     """
-    if not store.exists():
+    if (resources is None or resources.facts is None) and not store.exists():
         raise FileNotFoundError(f"no fact store at {store.root} (run `dataflow data generate`)")
     built = (now or datetime.now(UTC)).astimezone(UTC)
     releases_dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +274,22 @@ def _build(
     # Bounded memory: past the limit DuckDB spills to disk, beside the staging directory.
     configure(con, resources, spill)
     register_references(con, datasets_dir or _DEFAULT_DATASETS)
-    watermark = _watermark(store, con)
+    parts: Partitioned | SparkCells
+    if resources.engine == "spark":
+        from dataflow.aggregation.spark import SparkCells, spark_session
+
+        if progress:
+            progress(f"starting Spark ({resources.master or 'default master'})")
+        parts = SparkCells.start(
+            spark_session(resources.master),
+            resources.facts or str(store.facts_dir),
+            datasets_dir or _DEFAULT_DATASETS,
+            con,
+            spill,
+        )
+        watermark = parts.watermark()
+    else:
+        watermark = _watermark(store, con)
     earlier = load_earlier(releases_in(releases_dir))
     legacy = [e for e in earlier if e.legacy]
     if legacy and not allow_revision:
@@ -279,9 +298,10 @@ def _build(
     t0 = time.perf_counter()
     items = watermark["items"]
     assert isinstance(items, int)
-    if progress:
-        progress("partitioning the facts by taxpayer")
-    parts = Partitioned.split(con, store, specs, spill, partition_count(items, resources))
+    if resources.engine != "spark":
+        if progress:
+            progress("partitioning the facts by taxpayer")
+        parts = Partitioned.split(con, store, specs, spill, partition_count(items, resources))
     current: list[PublishedTable] = []
     for spec in specs:
         if progress:
