@@ -297,3 +297,28 @@ def test_workers_do_not_rerun_the_main_script(tmp_path: Path, corpus: Path) -> N
     )
     assert int(out.stdout) == len(_table(FactStore(tmp_path / "store"), "invoices"))
     assert not list(markers.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_spark_ingestion_gives_the_local_pools_store_and_quarantine(
+    spark: object, tmp_path: Path, corpus: Path, broken: Path
+) -> None:
+    """The worker step as Spark jobs (one partition per run of files): the same facts,
+    invoices and quarantine records as the local pool; batches of 100 files so cancellations
+    and their invoices fall in different batches; a rerun loads nothing twice."""
+    from dataflow.invoices.spark import SparkExecutor
+
+    local, on_spark = FactStore(tmp_path / "local"), FactStore(tmp_path / "spark")
+    pooled = ingest([corpus / "valid", broken], local, workers=2, batch_files=100)
+    executor = SparkExecutor(spark)
+    try:
+        summary = ingest([corpus / "valid", broken], on_spark, batch_files=100, executor=executor)
+        assert summary.as_json() == pooled.as_json()
+        assert pooled.cancelled > 0 and pooled.quarantined == len(list(broken.glob("*.xml")))
+        assert _state(on_spark) == _state(local)
+        again = ingest([corpus / "valid", broken], on_spark, batch_files=100, executor=executor)
+        assert again.loaded == 0 and again.duplicates > 0
+        assert _state(on_spark) == _state(local)
+    finally:
+        executor.shutdown()

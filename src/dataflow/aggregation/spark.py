@@ -12,13 +12,11 @@ the release by DuckDB on the driver (spilling, in bounded memory).
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -28,55 +26,11 @@ from dataflow.aggregation.cube import TAXPAYERS, TOP, contributions_sql, cube_sq
 from dataflow.aggregation.dialect import SPARK
 from dataflow.aggregation.levels import REF_TABLES
 from dataflow.aggregation.specs import TableSpec
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+from dataflow.invoices.spark import java_version, spark_session
 
 __all__ = ["SparkCells", "cells_schema", "java_version", "spark_session"]
 
 FACTS = "facts"
-
-
-def java_version() -> str | None:
-    """The first line of ``java -version``, or None when no Java runtime is found."""
-    import subprocess
-
-    java = (
-        str(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
-        if os.environ.get("JAVA_HOME")
-        else shutil.which("java")
-    )
-    if java is None or not Path(java).exists():
-        return None
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    lines = (out.stderr or out.stdout).strip().splitlines()
-    return lines[0] if out.returncode == 0 and lines else None
-
-
-def spark_session(master: str | None = None, *, conf: dict[str, str] | None = None) -> SparkSession:
-    """The active session, or a new one: ``master`` if given, else what ``spark-submit`` set,
-    else ``local[*]``. Timestamps are read as instants (session time zone UTC)."""
-    if java_version() is None:
-        raise RuntimeError(
-            "Spark needs a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless): "
-            "no `java` on PATH or under JAVA_HOME"
-        )
-    from pyspark import SparkConf
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName("dataflow release")
-    if master:
-        builder = builder.master(master)
-    elif not SparkConf().contains("spark.master"):
-        builder = builder.master("local[*]")
-    builder = builder.config("spark.ui.enabled", "false").config(
-        "spark.ui.showConsoleProgress", "false"
-    )
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.conf.set("spark.sql.session.timeZone", "UTC")
-    return session
 
 
 def cells_schema(spec: TableSpec) -> pa.Schema:

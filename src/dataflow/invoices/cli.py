@@ -176,6 +176,17 @@ def data_ingest(
         bool, typer.Option(help="Validate every document against the official XSD too.")
     ] = False,
     batch: Annotated[int, typer.Option(help="Files per committed batch.", min=1)] = 4_096,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Who parses: local (a process pool) or spark (one Spark job per batch; "
+            "the commit stays here)."
+        ),
+    ] = "local",
+    master: Annotated[
+        str | None,
+        typer.Option(help="Spark master URL (default: spark-submit's, else local[*])."),
+    ] = None,
 ) -> None:
     """Load NF-e/NFC-e XML into the fact store; rejected documents go to quarantine."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -183,8 +194,15 @@ def data_ingest(
     from dataflow.invoices.ingest import ingest, quarantine_dir
 
     settings: Settings = ctx.obj
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("local or spark", param_hint="--engine")
     fact_store = FactStore(store or settings.store_dir)
     n_workers = workers or os.cpu_count() or 1
+    executor = None
+    if engine == "spark":
+        from dataflow.invoices.spark import SparkExecutor, spark_session
+
+        executor = SparkExecutor(spark_session(master))
     started = time.perf_counter()
     with Progress(
         "[progress.description]{task.description}",
@@ -202,6 +220,7 @@ def data_ingest(
             strict=strict,
             batch_files=batch,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            executor=executor,
         )
     elapsed = time.perf_counter() - started
     err.print(
@@ -214,7 +233,8 @@ def data_ingest(
             "store": str(fact_store.root),
             **summary.as_json(),
             "quarantine": str(quarantine_dir(fact_store)),
-            "workers": n_workers,
+            "workers": n_workers if executor is None else None,
+            "engine": engine,
             "strict": strict,
             "seconds": round(elapsed, 2),
             "files_per_s": round(summary.files / elapsed, 1) if elapsed else None,
