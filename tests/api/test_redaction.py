@@ -107,3 +107,47 @@ async def test_an_error_message_carrying_a_key_is_redacted_in_the_error_log(
     text = caplog.text
     assert "could not load the key" in text and "Traceback" in text
     assert _secret(leaked) not in text
+
+
+def _both_patterns(text: str) -> str:
+    """``redact`` as it was, both patterns run on every text (the shortcut must not differ)."""
+    from dataflow.api.redaction import _KEY_SHAPE, _SECRET_PARAM
+
+    if not text:
+        return text
+    text = _KEY_SHAPE.sub(REDACTED, text)
+    return _SECRET_PARAM.sub(rf"\1{REDACTED}", text) if "=" in text else text
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=12),  # any Unicode, "ſ" and the Kelvin sign included
+            st.sampled_from(
+                [
+                    "df_",
+                    "DF%5f",
+                    "dfa_",
+                    "0123456789abcdef",
+                    "_",
+                    "=",
+                    "&",
+                    ";",
+                    "?",
+                    "Key",
+                    "ſecret",
+                    "\u212aey",
+                    "auth",
+                    "BEARER",
+                    "passwd",
+                    "credential",
+                    "token",
+                    "limit=100",
+                ]
+            ),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_the_substring_shortcut_redacts_exactly_what_both_patterns_do(text: str) -> None:
+    assert redact(text) == _both_patterns(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import redis
 
 from dataflow.aggregation.release import ReleaseSummary
+from dataflow.api.metrics import FLUSH_SECONDS
 from dataflow.metering.models import billing_month
 from tests.e2e.conftest import serve
 
@@ -108,8 +110,11 @@ def test_client_pages_and_metrics_add_up_across_workers(server: tuple[str, str, 
         else:
             raise AssertionError("a malformed filter must raise ApiError")
     served = len(pages_json)
+    # Each worker writes its tallies at most FLUSH_SECONDS after a request: once that has
+    # passed, fresh connections land on either worker and all must report the sum.
+    time.sleep(FLUSH_SECONDS + 0.5)
     seen = set()
-    for _ in range(8):  # fresh connections land on either worker; all must report the sum
+    for _ in range(8):
         text = httpx.get(f"{base}/metrics", timeout=5).text
         line = next(
             x

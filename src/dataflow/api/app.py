@@ -104,6 +104,7 @@ def create_app(
             await api.meter.aclose()
         api.runner.close()
         api.charts.close()
+        metrics.flush()
         # Frozen objects are never collected, not even at exit: DuckDB's bindings would then
         # report them as leaks when the interpreter shuts down.
         gc.unfreeze()

@@ -13,10 +13,11 @@ public half of a key).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -48,6 +49,28 @@ MAX_BODY_BYTES = 1 << 20  # the partner API reads no bodies; admin bodies are sm
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,64}")
 _log = logging.getLogger("dataflow.access")
 _encoder = msgspec.json.Encoder()
+
+
+class _RequestIds:
+    """32 hex characters, unique per request: a random per-process prefix and a counter.
+
+    ``uuid4().hex`` cost ~6 µs a request (a system call for 16 random bytes, then a UUID object);
+    a request id only has to be unique, not unpredictable. A forked worker draws its own prefix.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(10).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> bytes:
+        return f"{self._prefix}{next(self._counter):012x}".encode()
+
+
+_request_ids = _RequestIds()
 
 
 def scope_header(scope: Scope | dict[str, Any], name: bytes) -> bytes | None:
@@ -111,7 +134,7 @@ def observe(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                 return
             started = time.perf_counter()
             given = scope_header(scope, b"x-request-id")
-            request_id = given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex.encode()
+            request_id = given if given and _SANE_ID.fullmatch(given) else _request_ids.next()
             # Some servers put the query in raw_path too (the ASGI spec says they should not).
             raw_path = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
             query = scope.get("query_string", b"")

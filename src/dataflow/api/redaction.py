@@ -23,10 +23,8 @@ _PCT = r"%(?:25)*"  # a percent sign, percent-encoded any number of times over
 _SEP = rf"(?:_|{_PCT}5f)"
 # prefix, separator, the 16-character id, separator, then the secret (and anything glued to it)
 _KEY_SHAPE = re.compile(rf"(?i)dfa?{_SEP}[a-z0-9-]{{16}}{_SEP}(?:[a-z0-9_-]|{_PCT}[0-9a-f]{{2}})+")
-_SECRET_PARAM = re.compile(
-    r"(?i)((?:^|[&;?])[^=&;]*(?:key|token|secret|password|passwd|auth|bearer|credential)[^=&;]*=)"
-    r"[^&;]*"
-)
+_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "bearer", "credential")
+_SECRET_PARAM = re.compile(rf"(?i)((?:^|[&;?])[^=&;]*(?:{'|'.join(_WORDS)})[^=&;]*=)[^&;]*")
 
 
 def redact(text: str) -> str:
@@ -34,7 +32,13 @@ def redact(text: str) -> str:
     replaced by ``[redacted]``. Fit for a path, a query string, a message."""
     if not text:
         return text
-    text = _KEY_SHAPE.sub(REDACTED, text)
-    if "=" in text:
+    # Both patterns need literal letters (a key starts "df", a name holds one of _WORDS): a
+    # case-folded substring test rules them out in well under a microsecond, where the regexes
+    # cost ~10 µs on a query with a long code list (every request's path and query pass here).
+    # casefold, not lower: IGNORECASE also matches "ſ" to "s" and "K" (Kelvin) to "k".
+    lowered = text.casefold()
+    if "df" in lowered:
+        text = _KEY_SHAPE.sub(REDACTED, text)
+    if "=" in text and any(word in lowered for word in _WORDS):
         text = _SECRET_PARAM.sub(rf"\1{REDACTED}", text)
     return text

@@ -78,5 +78,6 @@ async def readyz(state: State) -> Readiness:
 @get("/metrics", include_in_schema=False)
 async def metrics(state: State) -> Response[bytes]:
     api = api_state(state)
+    api.metrics.flush()  # this worker's tallies; the others' are at most FLUSH_SECONDS old
     body = await asyncio.to_thread(api.metrics.render)  # reads every worker's files
     return Response(body, media_type=CONTENT_TYPE)
