@@ -29,6 +29,7 @@ from dataflow.api.metrics import Metrics, OverdueCollector
 from dataflow.api.observe import observe
 from dataflow.api.openapi import complete_openapi, openapi_config
 from dataflow.api.routes import routes
+from dataflow.api.routes.rows import table_routes
 from dataflow.api.state import ApiState
 from dataflow.contracts.repository import make_engine
 from dataflow.contracts.service import ContractsService
@@ -113,6 +114,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             *routes,
+            *table_routes(sorted(release.tables)),
             admin_router,
             account_router,
             *console_routers(

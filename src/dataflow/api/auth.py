@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.types import Scope
 
 from dataflow.api.errors import Problem
 from dataflow.api.observe import scope_header
@@ -76,7 +77,11 @@ class KeyRing:
             self._loaded_at = time.monotonic()
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Caller:
-        header = (scope_header(request.scope, b"authorization") or b"").decode("latin-1")
+        return await self.authenticate_scope(request.scope)
+
+    async def authenticate_scope(self, scope: Scope) -> Caller:
+        """The caller whose key the request's ``Authorization`` header carries (401 if none)."""
+        header = (scope_header(scope, b"authorization") or b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Problem(

@@ -7,13 +7,21 @@ from typing import Any, cast
 from litestar import Request
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import Scope
 
 from dataflow.api.auth import Caller
 from dataflow.api.errors import PROBLEM_JSON, ProblemDetail
 from dataflow.api.observe import CALLER_KEY
 from dataflow.api.state import ApiState
 
-__all__ = ["api_state", "authenticate", "document_problems", "not_modified", "problems"]
+__all__ = [
+    "api_state",
+    "authenticate",
+    "authenticate_scope",
+    "document_problems",
+    "not_modified",
+    "problems",
+]
 
 _DESCRIPTIONS = {
     400: "Malformed query parameter (type invalid-query) or request",
@@ -56,8 +64,13 @@ def api_state(state: State) -> ApiState:
 
 async def authenticate(request: Request[Any, Any, Any], api: ApiState) -> Caller:
     """The caller of a key-protected route; noted in the scope for the access log (no secret)."""
-    caller = await api.keys.authenticate(request)
-    cast(dict[str, Any], request.scope)[CALLER_KEY] = (caller.partner_id, caller.key_id)
+    return await authenticate_scope(request.scope, api)
+
+
+async def authenticate_scope(scope: Scope, api: ApiState) -> Caller:
+    """``authenticate`` for a raw ASGI route."""
+    caller = await api.keys.authenticate_scope(scope)
+    cast(dict[str, Any], scope)[CALLER_KEY] = (caller.partner_id, caller.key_id)
     return caller
 
 
