@@ -237,9 +237,11 @@ _Raw = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 def _raw_route(table_id: str) -> _Raw:
     async def rows(scope: Scope, receive: Receive, send: Send) -> None:
         entries = cast(dict[str, Any], scope)
-        entries["path_template"] = ROWS_TEMPLATE
         if entries.get("method") != "GET":
+            # As Litestar's router answers a @get route's other methods: no route matched.
+            entries.pop("path_template", None)
             raise MethodNotAllowedException(headers={"Allow": "GET"})
+        entries["path_template"] = ROWS_TEMPLATE
         response = await _serve(entries["litestar_app"].state.api, scope, table_id)
         await response(scope, receive, send)
 
