@@ -44,16 +44,21 @@ def same_table(a: pa.Table, b: pa.Table) -> bool:
     return True
 
 
-@pytest.mark.parametrize("count", [1, 4])
+@pytest.mark.parametrize(("count", "chunk_rows"), [(1, 10**7), (4, 10**7), (4, 1)])
 def test_partitioned_cells_equal_the_one_pass_cells(
-    fact_store: FactStore, catalogue: list[TableSpec], tmp_path: Path, count: int
+    fact_store: FactStore, catalogue: list[TableSpec], tmp_path: Path, count: int, chunk_rows: int
 ) -> None:
     """Every catalogue table, all of its columns (measures, distinct taxpayers, top
-    contributions) and its order, whatever the number of partitions."""
+    contributions) and its order, whatever the number of partitions, and whether the facts
+    were split in one COPY or one per fact file (``chunk_rows=1``)."""
     con = duckdb.connect()
     configure(con, BuildResources(memory_gb=2, partitions=count), tmp_path)
     register_references(con, REPO / "datasets")
-    parts = Partitioned.split(con, fact_store, catalogue, tmp_path, count)
+    parts = Partitioned.split(con, fact_store, catalogue, tmp_path, count, chunk_rows=chunk_rows)
+    files = len(list(fact_store.facts_dir.glob("*/*/*.parquet")))
+    runs = len(list((tmp_path / "facts").glob("run-*")))
+    assert files > 1
+    assert runs == (0 if count == 1 else files if chunk_rows == 1 else 1)
     assert len(parts.sources) == count  # 500 taxpayers: no partition is empty
     plain = duckdb.connect()
     register_references(plain, REPO / "datasets")

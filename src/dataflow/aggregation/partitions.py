@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dataflow.aggregation.cube import (
     contributions_sql,
@@ -52,6 +53,8 @@ _MIN_DUCKDB_GB = 1 / 32  # below this even one partition of a small store fails
 # invoice keys per taxpayer and grouping set), beyond the per-thread part.
 _ROW_BYTES = 400
 _GB = 1 << 30
+# Rows of the store each partitioning COPY reads (``Partitioned.split``).
+_SPLIT_ROWS = 10_000_000
 
 
 class OutOfResources(RuntimeError):
@@ -112,6 +115,19 @@ def _quoted(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def _runs(store: FactStore, rows: int) -> list[list[Path]]:
+    """The store's fact files in consecutive runs of about ``rows`` rows (at least one file)."""
+    runs: list[list[Path]] = [[]]
+    held = 0
+    for path in sorted(store.facts_dir.glob("*/*/*.parquet")):
+        if runs[-1] and held >= rows:
+            runs.append([])
+            held = 0
+        runs[-1].append(path)
+        held += pq.read_metadata(path).num_rows
+    return [r for r in runs if r]
+
+
 @dataclass(slots=True)
 class Partitioned:
     """The facts of ``store`` split into ``count`` taxpayer-hash partitions under ``spill``
@@ -131,19 +147,31 @@ class Partitioned:
         specs: list[TableSpec],
         spill: Path,
         count: int,
+        *,
+        chunk_rows: int = _SPLIT_ROWS,
     ) -> Partitioned:
         if count <= 1:
             return cls(con, store, spill, 1, [fact_source(store)])
         target = spill / "facts"
         columns = ", ".join(fact_columns(specs))
-        con.execute(
-            f"COPY (SELECT {columns}, (hash(issuer_root) % {count})::INTEGER AS bucket "
-            f"FROM {fact_source(store)}) TO {_quoted(target)} "
-            "(FORMAT parquet, PARTITION_BY (bucket), COMPRESSION zstd)"
-        )
+        # One COPY per run of the store's files, not one over the whole month: DuckDB's
+        # partitioned write costs more per row as its input grows (10⁸ items, 19 partitions,
+        # load ~2: one COPY 73 s and 2.6 GB; runs of 10⁷ rows 53 s and 2.4 GB).
+        target.mkdir(parents=True, exist_ok=True)
+        buckets: set[int] = set()
+        for k, files in enumerate(_runs(store, chunk_rows)):
+            out = target / f"run-{k:05d}"
+            listed = "[" + ", ".join(_quoted(f) for f in files) + "]"
+            con.execute(
+                f"COPY (SELECT {columns}, (hash(issuer_root) % {count})::INTEGER AS bucket "
+                f"FROM read_parquet({listed}, hive_partitioning = false)) TO {_quoted(out)} "
+                "(FORMAT parquet, PARTITION_BY (bucket), COMPRESSION zstd)"
+            )
+            buckets.update(int(d.name.split("=")[1]) for d in out.glob("bucket=*"))
         sources = [
-            f"read_parquet({_quoted(d / '*.parquet')}, hive_partitioning = false)"
-            for d in sorted(target.glob("bucket=*"), key=lambda d: int(d.name.split("=")[1]))
+            f"read_parquet({_quoted(target / '*' / f'bucket={b}' / '*.parquet')}, "
+            "hive_partitioning = false)"
+            for b in sorted(buckets)
         ]
         return cls(con, store, spill, count, sources)
 
@@ -167,9 +195,9 @@ class Partitioned:
                 progress(f"cube {spec.id} (partition {i + 1}/{len(self.sources)})")
             t = time.perf_counter()
             part = work / "contributions" / f"part-{i:05d}.parquet"
-            self.con.execute(
-                f"COPY ({contributions_sql(spec, source)}) TO {_quoted(part)} (FORMAT parquet)"
-            )
+            # unordered: the table's contributions are sorted once, after the last partition
+            unordered = contributions_sql(spec, source, ordered=False)
+            self.con.execute(f"COPY ({unordered}) TO {_quoted(part)} (FORMAT parquet)")
             contributing += time.perf_counter() - t
             cells = cube_sql(spec, source, contributions=f"read_parquet({_quoted(part)})")
             self.con.execute(
